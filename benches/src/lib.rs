@@ -1,0 +1,1 @@
+//! Overhead benchmarks for the gw layers; see `benches/` and docs/benchmarks.md.

@@ -1,0 +1,99 @@
+//! Where layers get the time from, so tests can control it.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A source of wall-clock time.
+pub trait Clock: Send + Sync + Debug + 'static {
+    /// The current time.
+    fn now(&self) -> SystemTime;
+
+    /// The current time as whole seconds since the Unix epoch.
+    fn unix_seconds(&self) -> i64 {
+        unix_seconds(self.now())
+    }
+}
+
+/// A shared clock, as layers hold it.
+pub type SharedClock = Arc<dyn Clock>;
+
+/// Seconds since the Unix epoch of `t` (negative before 1970).
+pub fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The system clock; the default everywhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that only moves when told to; for tests. Clones share the same time.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// A clock standing at `at` (clamped to the Unix epoch or later).
+    pub fn new(at: SystemTime) -> Self {
+        Self(Arc::new(AtomicU64::new(to_nanos(at))))
+    }
+
+    /// A clock standing at `secs` seconds after the Unix epoch.
+    pub fn at_unix(secs: u64) -> Self {
+        Self::new(UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    /// Moves the clock to `at`.
+    pub fn set(&self, at: SystemTime) {
+        self.0.store(to_nanos(at), Ordering::SeqCst);
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.0.fetch_add(by, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.0.load(Ordering::SeqCst))
+    }
+}
+
+fn to_nanos(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let clock = ManualClock::at_unix(1_700_000_000);
+        let shared: SharedClock = Arc::new(clock.clone());
+        assert_eq!(shared.unix_seconds(), 1_700_000_000);
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(shared.unix_seconds(), 1_700_000_061);
+        clock.set(UNIX_EPOCH);
+        assert_eq!(shared.unix_seconds(), 0);
+    }
+
+    #[test]
+    fn unix_seconds_before_epoch_is_negative() {
+        assert_eq!(unix_seconds(UNIX_EPOCH - Duration::from_secs(5)), -5);
+        assert!(SystemClock.unix_seconds() > 1_700_000_000);
+    }
+}

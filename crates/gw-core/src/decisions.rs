@@ -1,0 +1,241 @@
+//! The request-scoped record of what each layer decided.
+//!
+//! An outer layer (normally the audit layer) puts a [`Decisions`] handle into the request
+//! extensions; every inner layer appends to it through [`Decisions::record`]; the outer
+//! layer reads it back once the response is done. The handle is a cheap clone of one shared
+//! list, so what inner layers append is visible outside although they own the request.
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use http::Extensions;
+use serde::Serialize;
+
+/// What a layer decided about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The request may go on.
+    Allow,
+    /// The request was rejected.
+    Deny,
+    /// The policy did not apply to this request.
+    Skip,
+    /// The policy would have denied, but runs in shadow mode and did not enforce.
+    ShadowDeny,
+    /// The policy could not decide (backend down, timeout) and let the request through.
+    FailOpen,
+    /// The policy could not decide and rejected the request.
+    FailClosed,
+}
+
+impl Outcome {
+    /// The snake_case wire name, for logs and metric labels.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Skip => "skip",
+            Self::ShadowDeny => "shadow_deny",
+            Self::FailOpen => "fail_open",
+            Self::FailClosed => "fail_closed",
+        }
+    }
+}
+
+/// One decision: which layer and policy, the outcome, a reason code and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// The deciding layer (`auth`, `rbac`, `policy`, `budget`, ...).
+    pub layer: &'static str,
+    /// The policy within the layer (`trial_mode`, `rbac_pp`, ...).
+    pub policy: Cow<'static, str>,
+    /// What was decided.
+    pub outcome: Outcome,
+    /// Stable reason code (the problem `code` when denied), if any.
+    pub reason: Option<Cow<'static, str>>,
+    /// Time spent deciding.
+    #[serde(serialize_with = "serialize_micros")]
+    pub latency: Duration,
+}
+
+impl Decision {
+    /// A decision with no reason code.
+    pub fn new(
+        layer: &'static str,
+        policy: impl Into<Cow<'static, str>>,
+        outcome: Outcome,
+        latency: Duration,
+    ) -> Self {
+        Self {
+            layer,
+            policy: policy.into(),
+            outcome,
+            reason: None,
+            latency,
+        }
+    }
+
+    /// Sets the reason code.
+    pub fn reason(mut self, reason: impl Into<Cow<'static, str>>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
+/// The resource a request acts on, as mapped by an authorization layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceAction {
+    /// Resource name (`agents`, `billing`, ...).
+    pub resource: String,
+    /// Action (`read`, `create`, `deploy`, ...).
+    pub action: String,
+    /// The addressed resource instance, if the path names one.
+    pub resource_id: Option<String>,
+}
+
+/// Everything recorded about one request by the layers that handled it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DecisionLog {
+    /// Decisions in the order they were recorded.
+    pub decisions: Vec<Decision>,
+    /// The resource and action, when a layer mapped them.
+    pub resource: Option<ResourceAction>,
+    /// Time the upstream took, when a proxy measured it.
+    #[serde(serialize_with = "serialize_opt_micros")]
+    pub upstream_latency: Option<Duration>,
+}
+
+impl DecisionLog {
+    /// Sum of the latencies of all decisions.
+    pub fn policy_latency(&self) -> Duration {
+        self.decisions.iter().map(|d| d.latency).sum()
+    }
+}
+
+/// A shared, request-scoped [`DecisionLog`]; clone it freely, all clones see one log.
+#[derive(Debug, Clone, Default)]
+pub struct Decisions(Arc<Mutex<DecisionLog>>);
+
+impl Decisions {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `decision` to the log in `extensions`, if a log was installed there.
+    ///
+    /// Layers call this unconditionally; when nobody installed a log (no audit layer),
+    /// the decision is simply not kept.
+    pub fn record(extensions: &Extensions, decision: Decision) {
+        if let Some(log) = extensions.get::<Self>() {
+            log.push(decision);
+        }
+    }
+
+    /// Sets the resource/action in the log in `extensions`, if one was installed.
+    pub fn record_resource(extensions: &Extensions, resource: ResourceAction) {
+        if let Some(log) = extensions.get::<Self>() {
+            log.lock().resource = Some(resource);
+        }
+    }
+
+    /// Sets the upstream latency in the log in `extensions`, if one was installed.
+    pub fn record_upstream_latency(extensions: &Extensions, latency: Duration) {
+        if let Some(log) = extensions.get::<Self>() {
+            log.lock().upstream_latency = Some(latency);
+        }
+    }
+
+    /// Appends a decision to this log.
+    pub fn push(&self, decision: Decision) {
+        self.lock().decisions.push(decision);
+    }
+
+    /// A copy of the log as it is now.
+    pub fn snapshot(&self) -> DecisionLog {
+        self.lock().clone()
+    }
+
+    /// Takes the log out, leaving it empty.
+    pub fn take(&self) -> DecisionLog {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DecisionLog> {
+        // A panic while holding this lock cannot leave the log inconsistent (each
+        // operation is a single push or assignment), so a poisoned lock is still usable.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn serialize_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn serialize_opt_micros<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => serialize_micros(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inner_records_are_visible_to_the_outer_handle() {
+        let outer = Decisions::new();
+        let mut ext = Extensions::new();
+        ext.insert(outer.clone());
+
+        Decisions::record(
+            &ext,
+            Decision::new("rbac", "rbac_pp", Outcome::Deny, Duration::from_micros(3))
+                .reason("permission-denied"),
+        );
+        Decisions::record(
+            &ext,
+            Decision::new(
+                "policy",
+                "trial_mode",
+                Outcome::Allow,
+                Duration::from_micros(2),
+            ),
+        );
+        Decisions::record_resource(
+            &ext,
+            ResourceAction {
+                resource: "agents".into(),
+                action: "delete".into(),
+                resource_id: Some("42".into()),
+            },
+        );
+
+        let log = outer.take();
+        assert_eq!(log.decisions.len(), 2);
+        assert_eq!(
+            log.decisions[0].reason.as_deref(),
+            Some("permission-denied")
+        );
+        assert_eq!(log.policy_latency(), Duration::from_micros(5));
+        assert_eq!(log.resource.unwrap().resource_id.as_deref(), Some("42"));
+        assert!(outer.snapshot().decisions.is_empty());
+
+        let json = serde_json::to_value(&log.decisions[1]).unwrap();
+        assert_eq!(json["outcome"], "allow");
+        assert_eq!(json["latency"], 2);
+    }
+
+    #[test]
+    fn recording_without_a_log_is_a_no_op() {
+        let ext = Extensions::new();
+        Decisions::record(&ext, Decision::new("x", "y", Outcome::Skip, Duration::ZERO));
+        assert!(ext.get::<Decisions>().is_none());
+    }
+}

@@ -1,0 +1,205 @@
+//! Request path normalization: one interpretation of a path, or a refusal.
+//!
+//! Path rules decide security questions (is this public? exempt? service-only?), so a
+//! path that different servers could read differently is refused rather than guessed at.
+//! [`normalize_path`] percent-decodes a path and returns [`PathError`] for anything
+//! ambiguous; layers answer such requests with 400.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Why a path was refused. Each variant has a stable [`code`](PathError::code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PathError {
+    /// The path does not start with `/`.
+    NotAbsolute,
+    /// `%2F`: an encoded `/` could be read as a separator or as data.
+    EncodedSlash,
+    /// `%2E`: an encoded `.` hides dot segments.
+    EncodedDot,
+    /// A `.` or `..` segment.
+    DotSegment,
+    /// An empty segment (`//`).
+    EmptySegment,
+    /// A `;` (path parameters, read differently by different servers).
+    MatrixParam,
+    /// `%25`: a percent-encoded `%`, i.e. double encoding.
+    DoubleEncoding,
+    /// A `%` not followed by two hex digits.
+    InvalidEncoding,
+    /// The decoded path is not UTF-8.
+    NonUtf8,
+    /// A control character, raw or encoded.
+    ControlChar,
+    /// A `\`, raw or encoded (some servers treat it as `/`).
+    Backslash,
+}
+
+impl PathError {
+    /// The stable machine-readable reason, e.g. `encoded-slash`.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::NotAbsolute => "not-absolute",
+            Self::EncodedSlash => "encoded-slash",
+            Self::EncodedDot => "encoded-dot",
+            Self::DotSegment => "dot-segment",
+            Self::EmptySegment => "empty-segment",
+            Self::MatrixParam => "matrix-parameter",
+            Self::DoubleEncoding => "double-encoding",
+            Self::InvalidEncoding => "invalid-encoding",
+            Self::NonUtf8 => "non-utf8",
+            Self::ControlChar => "control-character",
+            Self::Backslash => "backslash",
+        }
+    }
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self {
+            Self::NotAbsolute => "path does not start with '/'",
+            Self::EncodedSlash => "path contains an encoded '/'",
+            Self::EncodedDot => "path contains an encoded '.'",
+            Self::DotSegment => "path contains a '.' or '..' segment",
+            Self::EmptySegment => "path contains an empty segment ('//')",
+            Self::MatrixParam => "path contains ';'",
+            Self::DoubleEncoding => "path is double percent-encoded",
+            Self::InvalidEncoding => "path contains a malformed percent-encoding",
+            Self::NonUtf8 => "decoded path is not UTF-8",
+            Self::ControlChar => "path contains a control character",
+            Self::Backslash => "path contains '\\'",
+        };
+        f.write_str(what)
+    }
+}
+
+impl std::error::Error for PathError {}
+
+/// Normalizes a raw request path (as in `uri.path()`, without the query).
+///
+/// - Percent-encodings of ordinary characters are decoded (`/he%61lth` is `/health`).
+/// - One trailing `/` is dropped (`/health/` is `/health`); `/` stays `/`.
+/// - Everything in [`PathError`] is refused.
+///
+/// Paths that need no change are returned borrowed, without allocating.
+pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
+    let bytes = raw.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let mut has_percent = false;
+    for &b in bytes {
+        match b {
+            b'%' => has_percent = true,
+            b';' => return Err(PathError::MatrixParam),
+            b'\\' => return Err(PathError::Backslash),
+            0..=0x20 | 0x7f => return Err(PathError::ControlChar),
+            _ => {}
+        }
+    }
+
+    let decoded: Cow<'_, str> = if has_percent {
+        Cow::Owned(decode(bytes)?)
+    } else {
+        Cow::Borrowed(raw)
+    };
+
+    check_segments(&decoded)?;
+
+    if decoded.len() > 1 && decoded.ends_with('/') {
+        Ok(match decoded {
+            Cow::Borrowed(s) => Cow::Borrowed(&s[..s.len() - 1]),
+            Cow::Owned(mut s) => {
+                s.pop();
+                Cow::Owned(s)
+            }
+        })
+    } else {
+        Ok(decoded)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Result<String, PathError> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b != b'%' {
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let (Some(hi), Some(lo)) = (
+            bytes.get(i + 1).and_then(|&h| hex(h)),
+            bytes.get(i + 2).and_then(|&l| hex(l)),
+        ) else {
+            return Err(PathError::InvalidEncoding);
+        };
+        let d = hi << 4 | lo;
+        match d {
+            b'/' => return Err(PathError::EncodedSlash),
+            b'.' => return Err(PathError::EncodedDot),
+            b'%' => return Err(PathError::DoubleEncoding),
+            b'\\' => return Err(PathError::Backslash),
+            b';' => return Err(PathError::MatrixParam),
+            0..=0x1f | 0x7f => return Err(PathError::ControlChar),
+            _ => out.push(d),
+        }
+        i += 3;
+    }
+    String::from_utf8(out).map_err(|_| PathError::NonUtf8)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Refuses `.`/`..` segments and empty segments other than a single trailing one.
+fn check_segments(path: &str) -> Result<(), PathError> {
+    if path == "/" {
+        return Ok(());
+    }
+    let mut segments = path[1..].split('/').peekable();
+    while let Some(seg) = segments.next() {
+        let last = segments.peek().is_none();
+        match seg {
+            "" if !last => return Err(PathError::EmptySegment),
+            "." | ".." => return Err(PathError::DotSegment),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_paths_are_borrowed() {
+        for p in ["/", "/health", "/api/v1/agents/42", "/a-b_c~d/e.f/..x"] {
+            assert!(
+                matches!(normalize_path(p), Ok(Cow::Borrowed(s)) if s == p),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn decodes_and_trims() {
+        let cases = [
+            ("/he%61lth", "/health"),
+            ("/health/", "/health"),
+            ("/api/%E2%82%AC", "/api/€"),
+            ("/files/my%20doc/", "/files/my doc"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(normalize_path(raw).unwrap(), want, "{raw}");
+        }
+    }
+}
