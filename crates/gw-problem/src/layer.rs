@@ -145,9 +145,22 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let id = CorrelationId::from_header_or_generate(req.headers().get(CORRELATION_ID_HEADER));
-        req.headers_mut()
-            .insert(CORRELATION_ID_HEADER, id.to_header_value());
+        // Exactly one valid inbound id is kept as is; none, several or an invalid one are
+        // replaced, so the upstream sees the same single id we log.
+        let mut sent = req.headers().get_all(CORRELATION_ID_HEADER).iter();
+        let inbound = match (sent.next(), sent.next()) {
+            (Some(value), None) => CorrelationId::from_header(value),
+            _ => None,
+        };
+        let id = match inbound {
+            Some(id) => id,
+            None => {
+                let id = CorrelationId::generate();
+                req.headers_mut()
+                    .insert(CORRELATION_ID_HEADER, id.to_header_value());
+                id
+            }
+        };
         if let Some(cause) = req
             .headers()
             .get(CAUSATION_ID_HEADER)
@@ -161,7 +174,7 @@ where
         };
         req.extensions_mut().insert(id);
         req.extensions_mut().insert(ctx.clone());
-        let path: Arc<str> = Arc::from(req.uri().path());
+        let uri = req.uri().clone();
 
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -175,7 +188,7 @@ where
             state,
             ctx: Finish {
                 ctx,
-                path,
+                uri,
                 config: self.config.clone(),
             },
         }
@@ -202,7 +215,7 @@ pin_project! {
 
 struct Finish {
     ctx: ProblemContext,
-    path: Arc<str>,
+    uri: http::Uri,
     config: Arc<Config>,
 }
 
@@ -246,7 +259,7 @@ impl Finish {
         Problem::new(kind)
             .type_base(self.ctx.type_base.clone())
             .correlation_id(&self.ctx.correlation_id)
-            .instance(&*self.path)
+            .instance(self.uri.path())
     }
 
     fn failure<B: From<Bytes>>(&self, failure: Failure) -> Response<B> {
@@ -256,7 +269,7 @@ impl Finish {
         };
         tracing::error!(
             correlation_id = %self.ctx.correlation_id,
-            path = %self.path,
+            path = %self.uri.path(),
             "inner service {what}: {message}"
         );
         metrics::counter!("gw_problem_internal_errors_total", "kind" => what).increment(1);
@@ -295,7 +308,7 @@ impl Finish {
             p.type_base = Some(self.ctx.type_base.clone());
         }
         if p.instance.is_none() {
-            p.instance = Some(self.path.to_string());
+            p.instance = Some(self.uri.path().to_owned());
         }
         p
     }

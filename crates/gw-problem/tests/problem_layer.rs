@@ -338,3 +338,26 @@ impl LayerSvc for ProblemLayer {
         tower::Layer::layer(&self, s)
     }
 }
+
+#[tokio::test]
+async fn duplicate_correlation_ids_are_replaced() {
+    let svc = ServiceBuilder::new().layer(ProblemLayer::new()).service_fn(
+        |req: Request<Body>| async move {
+            let sent: Vec<_> = req.headers().get_all("x-correlation-id").iter().collect();
+            assert_eq!(sent.len(), 1);
+            assert_eq!(
+                sent[0],
+                req.extensions().get::<CorrelationId>().unwrap().as_str()
+            );
+            Ok::<_, Infallible>(Response::new(Body::default()))
+        },
+    );
+    let req = Request::get("/")
+        .header("x-correlation-id", "a")
+        .header("x-correlation-id", "b")
+        .body(Body::default())
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    let id = res.headers()["x-correlation-id"].to_str().unwrap();
+    assert!(id != "a" && id != "b");
+}
