@@ -1,0 +1,131 @@
+//! Operator endpoints: liveness, readiness, metrics, problem type pages, OpenAPI.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{Html, IntoResponse, Response};
+use gw_problem::{CATALOGUE, Problem, ProblemType};
+use http::{StatusCode, header};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{Value, json};
+
+/// A readiness check: a backend the gateway needs (Redis, PostgreSQL, the JWKS endpoint).
+pub trait ReadyCheck: Send + Sync + 'static {
+    /// Name shown in the `/ready` report.
+    fn name(&self) -> &str;
+    /// `Ok` when ready, otherwise why not (no secrets: this is served to clients).
+    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+}
+
+/// State shared by the operator endpoints.
+#[derive(Clone)]
+pub struct Ops {
+    /// Checks run by `/ready`.
+    pub checks: Arc<[Arc<dyn ReadyCheck>]>,
+    /// Renders `/metrics`; `None` when another recorder was already installed.
+    pub metrics: Option<PrometheusHandle>,
+    /// The document served at `/openapi.json`.
+    pub openapi: Arc<Value>,
+}
+
+/// `GET /health`, `/healthz`: the process is up.
+pub async fn health() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /ready`: every check passes (200) or not (503), with a per-check report.
+pub async fn ready(State(ops): State<Ops>) -> Response {
+    let mut report = serde_json::Map::new();
+    let mut all_ok = true;
+    for check in ops.checks.iter() {
+        let result = check.check().await;
+        all_ok &= result.is_ok();
+        report.insert(
+            check.name().to_owned(),
+            match result {
+                Ok(()) => json!({"status": "ok"}),
+                Err(why) => json!({"status": "failing", "reason": why}),
+            },
+        );
+    }
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({"status": if all_ok { "ready" } else { "not_ready" }, "checks": report});
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(ops): State<Ops>) -> Response {
+    match &ops.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => Problem::new(ProblemType::SERVICE_UNAVAILABLE)
+            .code("metrics-unavailable")
+            .into_response(),
+    }
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi(State(ops): State<Ops>) -> Json<Value> {
+    Json((*ops.openapi).clone())
+}
+
+/// `GET /problems`: the catalogue as JSON.
+pub async fn problems() -> Json<Value> {
+    Json(Value::Array(
+        CATALOGUE
+            .iter()
+            .map(|t| json!({"slug": t.slug, "title": t.title, "status": t.status.as_u16(), "description": t.description}))
+            .collect(),
+    ))
+}
+
+/// `GET /problems/{slug}`: a human-readable page, so problem `type` URIs resolve.
+pub async fn problem_page(Path(slug): Path<String>) -> Response {
+    let Some(t) = ProblemType::by_slug(&slug) else {
+        return Problem::new(ProblemType::NOT_FOUND)
+            .code("unknown-problem-type")
+            .into_response();
+    };
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body><h1>{title}</h1><p>HTTP status <strong>{status}</strong></p><p>{desc}</p>\
+         <p>Problem type <code>{slug}</code>. Responses of this type are \
+         <code>application/problem+json</code> documents with a stable <code>code</code> \
+         member and the request's <code>correlation_id</code>.</p></body></html>",
+        title = t.title,
+        status = t.status.as_u16(),
+        desc = t.description,
+        slug = t.slug,
+    ))
+    .into_response()
+}
+
+/// The base OpenAPI 3.1 document: the operator endpoints. Layer crates add their routes.
+pub fn base_openapi() -> Value {
+    let simple = |summary: &str| json!({"get": {"summary": summary, "security": [], "responses": {"200": {"description": "OK"}}}});
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "gw example gateway", "version": env!("CARGO_PKG_VERSION")},
+        "paths": {
+            "/health": simple("Liveness"),
+            "/healthz": simple("Liveness"),
+            "/ready": {"get": {"summary": "Readiness of every backend", "security": [], "responses": {
+                "200": {"description": "Ready"}, "503": {"description": "A backend is not ready"}}}},
+            "/metrics": simple("Prometheus metrics"),
+            "/problems/{slug}": {"get": {"summary": "Problem type documentation", "security": [],
+                "parameters": [{"name": "slug", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "HTML page"}, "404": {"description": "Unknown type"}}}}
+        },
+        "components": {"securitySchemes": {}}
+    })
+}
