@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use callback_fsm::{
-    CallbackLayer, CallbackService, Change, JobStore, MemoryJobStore, StoreStats,
-    TransitionError, TransitionTable,
+    CallbackLayer, CallbackService, Change, JobStore, MemoryJobStore, StoreStats, TransitionError,
+    TransitionTable,
 };
 use common::*;
 use gw_core::{Decisions, Outcome};
@@ -43,7 +43,13 @@ async fn concurrent_different_keep_history_consistent() {
 async fn invalid_secret_is_401_and_leaves_store_untouched() {
     let store = store_with_job().await;
     let before = store.stats();
-    assert_eq!(before, StoreStats { reads: 0, writes: 1 });
+    assert_eq!(
+        before,
+        StoreStats {
+            reads: 0,
+            writes: 1
+        }
+    );
     let valid = body("e1", "dispatched", &ts(1)).to_string();
     for svc in [
         layered(store.clone(), TransitionTable::default()),
@@ -73,7 +79,11 @@ async fn invalid_secret_is_401_and_leaves_store_untouched() {
             .append("x-callback-secret", "other".parse().unwrap());
         assert_eq!(send(&svc, req).await.0, StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(store.stats(), before, "no store access on a rejected secret");
+    assert_eq!(
+        store.stats(),
+        before,
+        "no store access on a rejected secret"
+    );
     let job = store.job("job-1").await.unwrap().unwrap();
     assert_eq!((job.status.as_str(), job.applied_events), ("queued", 0));
     assert!(store.history("job-1").await.unwrap().is_empty());
@@ -109,7 +119,11 @@ async fn invalid_secret_never_reads_the_body() {
 async fn rotated_secret_is_accepted() {
     let store = store_with_job().await;
     let svc = layered(store.clone(), TransitionTable::default());
-    let req = callback("job-1", Some(OLD_SECRET), body("e1", "dispatched", &ts(1)).to_string());
+    let req = callback(
+        "job-1",
+        Some(OLD_SECRET),
+        body("e1", "dispatched", &ts(1)).to_string(),
+    );
     assert_eq!(send(&svc, req).await.0, StatusCode::NO_CONTENT);
 }
 
@@ -235,15 +249,30 @@ async fn layer_passes_everything_else_on() {
 
 async fn send_raw(svc: &Svc, req: Request<Full<Bytes>>) -> (StatusCode, Bytes) {
     let res = svc.clone().oneshot(req).await.unwrap();
-    (res.status(), res.into_body().collect().await.unwrap().to_bytes())
+    (
+        res.status(),
+        res.into_body().collect().await.unwrap().to_bytes(),
+    )
 }
 
 #[tokio::test]
 async fn custom_route() {
     let store = store_with_job().await;
-    assert!(CallbackLayer::new(secrets(), store.clone()).route("/cb/{id}").is_err());
-    assert!(CallbackLayer::new(secrets(), store.clone()).route("POST /cb/{job_id}").is_err());
-    assert!(CallbackLayer::new(secrets(), store.clone()).route("/cb/{job_id}/*").is_err());
+    assert!(
+        CallbackLayer::new(secrets(), store.clone())
+            .route("/cb/{id}")
+            .is_err()
+    );
+    assert!(
+        CallbackLayer::new(secrets(), store.clone())
+            .route("POST /cb/{job_id}")
+            .is_err()
+    );
+    assert!(
+        CallbackLayer::new(secrets(), store.clone())
+            .route("/cb/{job_id}/*")
+            .is_err()
+    );
     let layer = CallbackLayer::new(secrets(), store.clone())
         .route("/v2/callbacks/{job_id}")
         .unwrap();
@@ -280,7 +309,10 @@ async fn standalone_service_routes_and_methods() {
     assert_eq!(problem["code"], "RESOURCE_NOT_FOUND");
     let req = json_callback("job-1", &body("e1", "dispatched", &ts(1)));
     assert_eq!(send(&svc, req).await.0, StatusCode::NO_CONTENT);
-    assert_eq!(store.job("job-1").await.unwrap().unwrap().status, "dispatched");
+    assert_eq!(
+        store.job("job-1").await.unwrap().unwrap().status,
+        "dispatched"
+    );
 }
 
 #[tokio::test]
@@ -317,9 +349,15 @@ async fn problems_carry_correlation_and_decisions_are_recorded() {
     let decisions = Decisions::new();
     let mut req = json_callback("job-1", &body("e1", "dispatched", &ts(1)));
     req.extensions_mut().insert(decisions.clone());
-    assert_eq!(svc.oneshot(req).await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        svc.oneshot(req).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
     let d = &decisions.snapshot().decisions[0];
-    assert_eq!((d.outcome, d.reason.as_deref()), (Outcome::Allow, Some("applied")));
+    assert_eq!(
+        (d.outcome, d.reason.as_deref()),
+        (Outcome::Allow, Some("applied"))
+    );
 }
 
 #[tokio::test]
@@ -338,29 +376,53 @@ async fn hook_runs_in_the_unit_and_its_failure_rolls_back() {
     });
     store.create_job("job-1", "queued").await.unwrap();
     let svc = layered(store.clone(), TransitionTable::default());
-    assert_eq!(post(&svc, "job-1", &body("e1", "dispatched", &ts(1))).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        post(&svc, "job-1", &body("e1", "dispatched", &ts(1)))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
     // Replays and conflicts do not run the hook.
-    assert_eq!(post(&svc, "job-1", &body("e1", "dispatched", &ts(1))).await.0, StatusCode::OK);
-    assert_eq!(post(&svc, "job-1", &body("e9", "succeeded", &ts(2))).await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        post(&svc, "job-1", &body("e1", "dispatched", &ts(1)))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(&svc, "job-1", &body("e9", "succeeded", &ts(2)))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
     let (status, code) = post(&svc, "job-1", &body("e2", "cancelled", &ts(2))).await;
-    assert_eq!((status, code.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "TRANSITION_HOOK_FAILED"));
+    assert_eq!(
+        (status, code.as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, "TRANSITION_HOOK_FAILED")
+    );
     assert_eq!(*seen.lock().unwrap(), ["job-1:queued->dispatched#1"]);
     let job = store.job("job-1").await.unwrap().unwrap();
     assert_eq!((job.status.as_str(), job.applied_events), ("dispatched", 1));
     // The refused event left no ledger entry: a different payload under its id is fine.
-    assert_eq!(post(&svc, "job-1", &body("e2", "running", &ts(2))).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        post(&svc, "job-1", &body("e2", "running", &ts(2))).await.0,
+        StatusCode::NO_CONTENT
+    );
 }
 
 #[tokio::test]
 async fn mounts_in_axum_with_axum_bodies() {
     let store = store_with_job().await;
-    let endpoint = CallbackService::new(secrets(), store.clone()).response_body::<axum::body::Body>();
+    let endpoint =
+        CallbackService::new(secrets(), store.clone()).response_body::<axum::body::Body>();
     let app = axum::Router::new()
         .route_service("/internal/jobs/{jobId}/status", endpoint)
         .route("/health", axum::routing::get(|| async { "ok" }));
     let req = Request::post("/internal/jobs/job-1/status")
         .header("x-callback-secret", SECRET)
-        .body(axum::body::Body::from(body("e1", "queued", &ts(1)).to_string()))
+        .body(axum::body::Body::from(
+            body("e1", "queued", &ts(1)).to_string(),
+        ))
         .unwrap();
     let res = app.clone().oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::CONFLICT);
@@ -368,10 +430,18 @@ async fn mounts_in_axum_with_axum_bodies() {
     assert!(String::from_utf8_lossy(&bytes).contains("FSM_TRANSITION_INVALID"));
     let req = Request::post("/internal/jobs/job-1/status")
         .header("x-callback-secret", SECRET)
-        .body(axum::body::Body::from(body("e1", "dispatched", &ts(1)).to_string()))
+        .body(axum::body::Body::from(
+            body("e1", "dispatched", &ts(1)).to_string(),
+        ))
         .unwrap();
-    assert_eq!(app.oneshot(req).await.unwrap().status(), StatusCode::NO_CONTENT);
-    assert_eq!(store.job("job-1").await.unwrap().unwrap().status, "dispatched");
+    assert_eq!(
+        app.oneshot(req).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        store.job("job-1").await.unwrap().unwrap().status,
+        "dispatched"
+    );
 }
 
 #[tokio::test]
@@ -385,5 +455,8 @@ async fn layer_inner_errors_pass_through() {
     let req = Request::get("/other").body(Full::default()).unwrap();
     assert_eq!(svc.clone().oneshot(req).await.unwrap_err(), "inner failed");
     let req = json_callback("job-1", &body("e1", "dispatched", &ts(1)));
-    assert_eq!(svc.oneshot(req).await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        svc.oneshot(req).await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
 }

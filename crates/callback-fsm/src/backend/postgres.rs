@@ -18,7 +18,8 @@ use crate::time::Timestamp;
 
 /// The migrations shipped with the crate, in order: `(version, SQL)`, with `{schema}`
 /// standing for the target schema.
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/0001_callback_fsm.sql"))];
+pub const MIGRATIONS: &[(i32, &str)] =
+    &[(1, include_str!("../../migrations/0001_callback_fsm.sql"))];
 
 const BACKEND: &str = "postgres";
 
@@ -46,7 +47,10 @@ fn check_schema(schema: &str) -> Result<(), BackendError> {
 
 /// Creates `schema` if needed and applies the [`MIGRATIONS`] not yet applied there, in one
 /// transaction under an advisory lock (safe to run from several processes at once).
-pub async fn migrate(client: &mut tokio_postgres::Client, schema: &str) -> Result<(), BackendError> {
+pub async fn migrate(
+    client: &mut tokio_postgres::Client,
+    schema: &str,
+) -> Result<(), BackendError> {
     check_schema(schema)?;
     let tx = client.transaction().await.map_err(pg_error)?;
     tx.execute(
@@ -178,9 +182,8 @@ impl PgJobStore {
 
     /// A store with its own pool of at most `max_connections` to `url` (no TLS).
     pub fn connect(url: &str, schema: &str, max_connections: usize) -> Result<Self, BackendError> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| BackendError::invalid(BACKEND, e))?;
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e| BackendError::invalid(BACKEND, e))?;
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -251,13 +254,19 @@ impl PgJobStore {
     ) -> Result<Outcome, Attempt> {
         let sql = &self.sql;
         let tx = client.transaction().await.map_err(Attempt::pg)?;
-        let lock = tx.prepare_cached(&sql.lock_job).await.map_err(Attempt::pg)?;
+        let lock = tx
+            .prepare_cached(&sql.lock_job)
+            .await
+            .map_err(Attempt::pg)?;
         let Some(row) = tx.query_opt(&lock, &[&job_id]).await.map_err(Attempt::pg)? else {
             tx.rollback().await.map_err(Attempt::pg)?;
             return Ok(Outcome::NotFound);
         };
         let job = snapshot(job_id, &row);
-        let find = tx.prepare_cached(&sql.find_event).await.map_err(Attempt::pg)?;
+        let find = tx
+            .prepare_cached(&sql.find_event)
+            .await
+            .map_err(Attempt::pg)?;
         let prior: Option<[u8; 32]> = tx
             .query_opt(&find, &[&job_id, &event.event_id])
             .await
@@ -271,11 +280,17 @@ impl PgJobStore {
         let seq = job.applied_events + 1;
         let seq_i64 = i64::try_from(seq).map_err(|e| Attempt::Store(pg_error(e).into()))?;
         let at_ns = event.occurred_at.unix_nanos();
-        let update = tx.prepare_cached(&sql.update_job).await.map_err(Attempt::pg)?;
+        let update = tx
+            .prepare_cached(&sql.update_job)
+            .await
+            .map_err(Attempt::pg)?;
         tx.execute(&update, &[&job_id, &event.status, &at_ns, &seq_i64])
             .await
             .map_err(Attempt::pg)?;
-        let insert = tx.prepare_cached(&sql.insert_event).await.map_err(Attempt::pg)?;
+        let insert = tx
+            .prepare_cached(&sql.insert_event)
+            .await
+            .map_err(Attempt::pg)?;
         let fingerprint = event.fingerprint().to_vec();
         tx.execute(
             &insert,
@@ -364,7 +379,10 @@ impl JobStore for PgJobStore {
         })
     }
 
-    fn job<'a>(&'a self, job_id: &'a str) -> BoxFuture<'a, Result<Option<JobSnapshot>, BackendError>> {
+    fn job<'a>(
+        &'a self,
+        job_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<JobSnapshot>, BackendError>> {
         Box::pin(async move {
             let client = self.pool.get().await.map_err(pg_error)?;
             let stmt = client
@@ -379,7 +397,10 @@ impl JobStore for PgJobStore {
         })
     }
 
-    fn history<'a>(&'a self, job_id: &'a str) -> BoxFuture<'a, Result<Vec<AppliedEvent>, BackendError>> {
+    fn history<'a>(
+        &'a self,
+        job_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<AppliedEvent>, BackendError>> {
         Box::pin(async move {
             let client = self.pool.get().await.map_err(pg_error)?;
             let stmt = client

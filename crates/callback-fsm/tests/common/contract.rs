@@ -5,30 +5,43 @@ use http::StatusCode;
 use rand::seq::SliceRandom;
 use serde_json::json;
 
-use super::{body, layered, post, send, json_callback, ts};
+use super::{body, json_callback, layered, post, send, ts};
 
 pub async fn steps<S: JobStore + Clone>(store: S) {
     store.create_job("job-a", "queued").await.unwrap();
     let svc = layered(store.clone(), TransitionTable::default());
 
     // 3. Unknown job.
-    let (status, problem) = send(&svc, json_callback("nope", &body("e1", "dispatched", &ts(1)))).await;
+    let (status, problem) = send(
+        &svc,
+        json_callback("nope", &body("e1", "dispatched", &ts(1))),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(problem["code"], "RESOURCE_NOT_FOUND");
 
     // 7. Applied.
     let first = body("e1", "dispatched", &ts(1));
-    assert_eq!(post(&svc, "job-a", &first).await, (StatusCode::NO_CONTENT, String::new()));
+    assert_eq!(
+        post(&svc, "job-a", &first).await,
+        (StatusCode::NO_CONTENT, String::new())
+    );
     let job = store.job("job-a").await.unwrap().unwrap();
     assert_eq!(job.status, "dispatched");
     assert_eq!(job.applied_events, 1);
-    assert_eq!(job.latest_occurred_at, Some(Timestamp::parse_rfc3339(&ts(1)).unwrap()));
+    assert_eq!(
+        job.latest_occurred_at,
+        Some(Timestamp::parse_rfc3339(&ts(1)).unwrap())
+    );
 
     // 4. Replay (same payload, keys reordered and an explicit null) -> 200, no change.
     let reordered = json!({"occurred_at": ts(1), "failure_code": null, "status": "dispatched", "event_id": "e1"});
     let (status, replay) = send(&svc, json_callback("job-a", &reordered)).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(replay, json!({"job_id": "job-a", "event_id": "e1", "status": "dispatched", "replayed": true}));
+    assert_eq!(
+        replay,
+        json!({"job_id": "job-a", "event_id": "e1", "status": "dispatched", "replayed": true})
+    );
     // Same event id, other payload -> 409.
     let mut changed = first.clone();
     changed["actor_type"] = json!("system");
@@ -38,21 +51,42 @@ pub async fn steps<S: JobStore + Clone>(store: S) {
     assert_eq!(problem["event_id"], "e1");
 
     // 5. Ordering: equal and earlier timestamps.
-    let (status, problem) = send(&svc, json_callback("job-a", &body("e2", "running", &ts(1)))).await;
+    let (status, problem) =
+        send(&svc, json_callback("job-a", &body("e2", "running", &ts(1)))).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(problem["code"], "CALLBACK_OUT_OF_ORDER");
     assert_eq!(problem["latest_applied_occurred_at"], ts(1));
-    let same_instant = json!({"event_id": "e2", "status": "running", "occurred_at": "2026-03-01T01:00:01+01:00"});
-    assert_eq!(post(&svc, "job-a", &same_instant).await.1, "CALLBACK_OUT_OF_ORDER");
-    assert_eq!(post(&svc, "job-a", &body("e2", "running", "2026-02-28T23:59:59Z")).await.1, "CALLBACK_OUT_OF_ORDER");
+    let same_instant =
+        json!({"event_id": "e2", "status": "running", "occurred_at": "2026-03-01T01:00:01+01:00"});
+    assert_eq!(
+        post(&svc, "job-a", &same_instant).await.1,
+        "CALLBACK_OUT_OF_ORDER"
+    );
+    assert_eq!(
+        post(
+            &svc,
+            "job-a",
+            &body("e2", "running", "2026-02-28T23:59:59Z")
+        )
+        .await
+        .1,
+        "CALLBACK_OUT_OF_ORDER"
+    );
 
     // 6. FSM.
-    let (status, problem) = send(&svc, json_callback("job-a", &body("e2", "succeeded", &ts(2)))).await;
+    let (status, problem) = send(
+        &svc,
+        json_callback("job-a", &body("e2", "succeeded", &ts(2))),
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(problem["code"], "FSM_TRANSITION_INVALID");
     assert_eq!(problem["current_state"], "dispatched");
     assert_eq!(problem["requested_state"], "succeeded");
-    assert_eq!(problem["allowed_next_states"], json!(["running", "cancelled"]));
+    assert_eq!(
+        problem["allowed_next_states"],
+        json!(["running", "cancelled"])
+    );
 
     // Nothing above changed the job.
     let job = store.job("job-a").await.unwrap().unwrap();
@@ -66,7 +100,11 @@ pub async fn steps<S: JobStore + Clone>(store: S) {
         "actor_type": "system", "artifact_updates": [{"name": "log", "uri": "s3://x"}]});
     assert_eq!(post(&svc, "job-a", &failed).await.0, StatusCode::NO_CONTENT);
     // Terminal: nothing allowed next.
-    let (status, problem) = send(&svc, json_callback("job-a", &body("e4", "cancelled", &ts(4)))).await;
+    let (status, problem) = send(
+        &svc,
+        json_callback("job-a", &body("e4", "cancelled", &ts(4))),
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(problem["allowed_next_states"], json!([]));
     // An old event replays even though it is older than the latest.
@@ -75,11 +113,22 @@ pub async fn steps<S: JobStore + Clone>(store: S) {
     let history = store.history("job-a").await.unwrap();
     let trail: Vec<_> = history
         .iter()
-        .map(|e| (e.seq, e.event_id.as_str(), e.from_status.as_str(), e.to_status.as_str()))
+        .map(|e| {
+            (
+                e.seq,
+                e.event_id.as_str(),
+                e.from_status.as_str(),
+                e.to_status.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         trail,
-        [(1, "e1", "queued", "dispatched"), (2, "e2", "dispatched", "running"), (3, "e3", "running", "failed")]
+        [
+            (1, "e1", "queued", "dispatched"),
+            (2, "e2", "dispatched", "running"),
+            (3, "e3", "running", "failed")
+        ]
     );
     assert_eq!(history[1].occurred_at.unix_nanos() % 1_000_000_000, 1);
     let job = store.job("job-a").await.unwrap().unwrap();
@@ -147,14 +196,23 @@ pub async fn concurrent_different<S: JobStore + Clone>(store: S) {
     assert_eq!(history.len(), applied);
     for (i, e) in history.iter().enumerate() {
         assert_eq!(e.seq, i as u64 + 1);
-        assert_eq!((e.from_status.as_str(), e.to_status.as_str()), ("running", "running"));
+        assert_eq!(
+            (e.from_status.as_str(), e.to_status.as_str()),
+            ("running", "running")
+        );
         if i > 0 {
-            assert!(e.occurred_at > history[i - 1].occurred_at, "history out of order");
+            assert!(
+                e.occurred_at > history[i - 1].occurred_at,
+                "history out of order"
+            );
         }
     }
     let job = store.job("job-many").await.unwrap().unwrap();
     assert_eq!(job.applied_events, applied as u64);
-    assert_eq!(job.latest_occurred_at, history.last().map(|e| e.occurred_at));
+    assert_eq!(
+        job.latest_occurred_at,
+        history.last().map(|e| e.occurred_at)
+    );
     // The ledger agrees: applied events replay, the rest stay out of order.
     let mut replays = 0;
     for event in &events {

@@ -82,7 +82,12 @@ pub async fn post(svc: &Svc, job: &str, body: &Value) -> (StatusCode, String) {
 }
 
 pub fn ts(secs: u32) -> String {
-    format!("2026-03-01T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "2026-03-01T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// A body that records whether anyone polled it.
