@@ -1,5 +1,9 @@
 //! [`PgJobStore`]: jobs and their event ledger in PostgreSQL, and [`migrate`].
 
+mod migrate;
+
+pub use migrate::{MIGRATIONS, migrate};
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,19 +20,14 @@ use crate::store::{
 };
 use crate::time::Timestamp;
 
-/// The migrations shipped with the crate, in order: `(version, SQL)`, with `{schema}`
-/// standing for the target schema.
-pub const MIGRATIONS: &[(i32, &str)] =
-    &[(1, include_str!("../../migrations/0001_callback_fsm.sql"))];
-
 const BACKEND: &str = "postgres";
 
-fn pg_error(e: impl fmt::Display) -> BackendError {
+pub(super) fn pg_error(e: impl fmt::Display) -> BackendError {
     BackendError::unavailable(BACKEND, e)
 }
 
 /// Checks that `schema` is a plain lowercase identifier (it is spliced into SQL).
-fn check_schema(schema: &str) -> Result<(), BackendError> {
+pub(super) fn check_schema(schema: &str) -> Result<(), BackendError> {
     let mut chars = schema.chars();
     let ok = schema.len() <= 63
         && chars
@@ -43,57 +42,6 @@ fn check_schema(schema: &str) -> Result<(), BackendError> {
             "schema must match [a-z_][a-z0-9_]{0,62}",
         ))
     }
-}
-
-/// Creates `schema` if needed and applies the [`MIGRATIONS`] not yet applied there, in one
-/// transaction under an advisory lock (safe to run from several processes at once).
-pub async fn migrate(
-    client: &mut tokio_postgres::Client,
-    schema: &str,
-) -> Result<(), BackendError> {
-    check_schema(schema)?;
-    let tx = client.transaction().await.map_err(pg_error)?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('callback_fsm_migrate:' || $1::text))",
-        &[&schema],
-    )
-    .await
-    .map_err(pg_error)?;
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema};
-         CREATE TABLE IF NOT EXISTS {schema}.callback_fsm_migrations (
-             version INT PRIMARY KEY,
-             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-         );"
-    ))
-    .await
-    .map_err(pg_error)?;
-    let applied: Vec<i32> = tx
-        .query(
-            &format!("SELECT version FROM {schema}.callback_fsm_migrations"),
-            &[],
-        )
-        .await
-        .map_err(pg_error)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    for (version, sql) in MIGRATIONS {
-        if applied.contains(version) {
-            continue;
-        }
-        tx.batch_execute(&sql.replace("{schema}", schema))
-            .await
-            .map_err(pg_error)?;
-        tx.execute(
-            &format!("INSERT INTO {schema}.callback_fsm_migrations (version) VALUES ($1)"),
-            &[version],
-        )
-        .await
-        .map_err(pg_error)?;
-        tracing::info!(schema, version, "callback-fsm migration applied");
-    }
-    tx.commit().await.map_err(pg_error)
 }
 
 /// A hook run inside the PostgreSQL transaction.
