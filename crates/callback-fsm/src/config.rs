@@ -9,6 +9,7 @@ use gw_core::{PatternError, RouteSet};
 use crate::fsm::TransitionTable;
 use crate::secret::CallbackSecrets;
 use crate::store::JobStore;
+use crate::webhook::WebhookKeys;
 
 /// The route served by default (`{job_id}` is the job id).
 pub const DEFAULT_ROUTE: &str = "/internal/jobs/{job_id}/status";
@@ -37,9 +38,18 @@ impl fmt::Display for RouteError {
 
 impl std::error::Error for RouteError {}
 
+/// How callers authenticate.
+#[derive(Clone, Debug)]
+pub(crate) enum Auth {
+    /// `X-Callback-Secret`, before the body is read.
+    Secret(CallbackSecrets),
+    /// Standard Webhooks signature: headers before the body, signature over the body.
+    Webhook(WebhookKeys),
+}
+
 #[derive(Clone)]
 pub(crate) struct Shared {
-    pub(crate) secrets: CallbackSecrets,
+    pub(crate) auth: Auth,
     pub(crate) table: TransitionTable,
     pub(crate) body_limit: usize,
     pub(crate) route: RouteSet,
@@ -50,7 +60,7 @@ pub(crate) struct Shared {
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallbackConfig")
-            .field("secrets", &self.secrets)
+            .field("auth", &self.auth)
             .field("table", &self.table)
             .field("body_limit", &self.body_limit)
             .field("route", &self.route_spec)
@@ -59,9 +69,9 @@ impl fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(secrets: CallbackSecrets, store: Arc<dyn JobStore>) -> Self {
+    pub(crate) fn new(auth: Auth, store: Arc<dyn JobStore>) -> Self {
         Self {
-            secrets,
+            auth,
             table: TransitionTable::default(),
             body_limit: DEFAULT_BODY_LIMIT,
             route: RouteSet::from_routes([DEFAULT_ROUTE]).expect("default route is valid"),

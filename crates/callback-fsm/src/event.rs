@@ -45,7 +45,8 @@ impl std::error::Error for ValidationError {}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Wire {
-    event_id: String,
+    #[serde(default)]
+    event_id: Option<String>,
     status: String,
     occurred_at: String,
     #[serde(default)]
@@ -88,13 +89,44 @@ impl CallbackEvent {
     /// Parses and validates a body: strict JSON (unknown and duplicate fields refused),
     /// required `event_id`, `status` (a status of `table`) and RFC 3339 `occurred_at`.
     pub fn from_json(body: &[u8], table: &TransitionTable) -> Result<Self, ValidationError> {
-        let wire: Wire = serde_json::from_slice(body).map_err(|e| {
+        Self::parse(body, table, None)
+    }
+
+    /// Like [`from_json`](Self::from_json) for a body whose event id comes from elsewhere
+    /// (the `webhook-id` header): `event_id` may be left out of the body, and if present
+    /// must equal `event_id`.
+    pub fn from_json_with_id(
+        body: &[u8],
+        table: &TransitionTable,
+        event_id: &str,
+    ) -> Result<Self, ValidationError> {
+        Self::parse(body, table, Some(event_id))
+    }
+
+    fn parse(
+        body: &[u8],
+        table: &TransitionTable,
+        external_id: Option<&str>,
+    ) -> Result<Self, ValidationError> {
+        let mut wire: Wire = serde_json::from_slice(body).map_err(|e| {
             let msg = e.to_string();
             // serde_json appends " at line L column C"; keep the message short.
             let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
             ValidationError::new(None, msg)
         })?;
-        let id = &wire.event_id;
+        let event_id = match (wire.event_id.take(), external_id) {
+            (None, None) => return Err(ValidationError::new(None, "missing field `event_id`")),
+            (Some(id), None) => id,
+            (None, Some(external)) => external.to_owned(),
+            (Some(id), Some(external)) if id == external => id,
+            (Some(_), Some(_)) => {
+                return Err(ValidationError::new(
+                    Some("event_id"),
+                    "must equal the webhook-id header",
+                ));
+            }
+        };
+        let id = &event_id;
         if id.is_empty() || id.len() > MAX_EVENT_ID_LEN || id.chars().any(char::is_control) {
             return Err(ValidationError::new(
                 Some("event_id"),
@@ -117,7 +149,7 @@ impl CallbackEvent {
             ));
         }
         let mut event = Self {
-            event_id: wire.event_id,
+            event_id,
             status: wire.status,
             occurred_at,
             actor_type: wire.actor_type,
@@ -244,6 +276,26 @@ mod tests {
             b.canonical_json(),
             r#"{"artifact_updates":{"a":1,"b":2},"event_id":"e1","occurred_at":"2026-01-01T00:00:00Z","status":"running"}"#
         );
+    }
+
+    #[test]
+    fn external_event_id() {
+        let t = TransitionTable::default();
+        let without = br#"{"status":"running","occurred_at":"2026-01-01T00:00:00Z"}"#;
+        let with =
+            br#"{"event_id":"msg_1","status":"running","occurred_at":"2026-01-01T00:00:00Z"}"#;
+        let a = CallbackEvent::from_json_with_id(without, &t, "msg_1").unwrap();
+        let b = CallbackEvent::from_json_with_id(with, &t, "msg_1").unwrap();
+        assert_eq!(a.event_id, "msg_1");
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_eq!(
+            CallbackEvent::from_json_with_id(with, &t, "msg_2")
+                .unwrap_err()
+                .field,
+            Some("event_id")
+        );
+        assert!(CallbackEvent::from_json(without, &t).is_err());
+        assert!(CallbackEvent::from_json_with_id(without, &t, "").is_err());
     }
 
     #[test]

@@ -11,11 +11,12 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use crate::config::Shared;
+use crate::config::{Auth, Shared};
 use crate::event::{CallbackEvent, ValidationError};
 use crate::future::CallbackFuture;
-use crate::secret::CALLBACK_SECRET_HEADER;
+use crate::secret::{CALLBACK_SECRET_HEADER, CallbackSecrets};
 use crate::store::{Outcome, StoreError};
+use crate::webhook::Signed;
 
 /// Reason codes in problem bodies (the seed's contract).
 pub mod codes {
@@ -55,26 +56,52 @@ where
     ResB: From<Bytes> + Send + 'static,
 {
     let started = Instant::now();
-    if !secret_ok(shared, req.headers()) {
-        tracing::warn!(path = %req.uri().path(), "callback rejected: missing or invalid secret");
-        let res = reject(
-            &req,
-            started,
-            Problem::new(ProblemType::UNAUTHORIZED)
-                .code(codes::UNAUTHORIZED)
-                .detail("missing or invalid X-Callback-Secret"),
-        );
-        return CallbackFuture::ready(res);
-    }
-    CallbackFuture::boxed(Box::pin(process(shared.clone(), req, job_id, started)))
+    let signed = match &shared.auth {
+        Auth::Secret(secrets) if secret_ok(secrets, req.headers()) => None,
+        Auth::Webhook(keys) => match keys.precheck(req.headers()) {
+            Some(signed) => Some(signed),
+            None => {
+                return CallbackFuture::ready(unauthorized(
+                    &req,
+                    started,
+                    "webhook signature headers",
+                ));
+            }
+        },
+        Auth::Secret(_) => {
+            return CallbackFuture::ready(unauthorized(&req, started, "X-Callback-Secret"));
+        }
+    };
+    CallbackFuture::boxed(Box::pin(process(
+        shared.clone(),
+        req,
+        job_id,
+        signed,
+        started,
+    )))
 }
 
-fn secret_ok(shared: &Shared, headers: &HeaderMap) -> bool {
+fn unauthorized<B, ResB: From<Bytes>>(
+    req: &Request<B>,
+    started: Instant,
+    what: &str,
+) -> Response<ResB> {
+    tracing::warn!(path = %req.uri().path(), "callback rejected: missing or invalid {what}");
+    reject(
+        req,
+        started,
+        Problem::new(ProblemType::UNAUTHORIZED)
+            .code(codes::UNAUTHORIZED)
+            .detail(format!("missing or invalid {what}")),
+    )
+}
+
+fn secret_ok(secrets: &CallbackSecrets, headers: &HeaderMap) -> bool {
     let mut values = headers.get_all(CALLBACK_SECRET_HEADER).iter();
     let first = values.next();
     let repeated = values.next().is_some();
     // Always run the comparison, so a repeated header costs the same as any other.
-    let ok = shared.secrets.verify(first.map(HeaderValue::as_bytes));
+    let ok = secrets.verify(first.map(HeaderValue::as_bytes));
     ok && !repeated
 }
 
@@ -82,6 +109,7 @@ async fn process<ReqB, ResB>(
     shared: Arc<Shared>,
     req: Request<ReqB>,
     job_id: String,
+    signed: Option<Signed>,
     started: Instant,
 ) -> Response<ResB>
 where
@@ -92,7 +120,21 @@ where
 {
     let (parts, body) = req.into_parts();
     let head = Request::from_parts(parts, ());
-    let event = match read_event(&shared, &head, body).await {
+    let bytes = read_body(&shared, &head, body).await;
+    if let (Auth::Webhook(keys), Some(signed)) = (&shared.auth, &signed) {
+        // Not authenticated until the signature over the whole body is checked.
+        if !bytes.as_ref().is_ok_and(|b| keys.verify(signed, b)) {
+            return unauthorized(&head, started, "webhook signature");
+        }
+    }
+    let event = bytes.and_then(|bytes| {
+        check_content_type(&head)?;
+        match &signed {
+            Some(signed) => CallbackEvent::from_json_with_id(&bytes, &shared.table, &signed.id),
+            None => CallbackEvent::from_json(&bytes, &shared.table),
+        }
+    });
+    let event = match event {
         Ok(event) => event,
         Err(e) => {
             let mut p = Problem::new(ProblemType::CONFLICT)
@@ -169,34 +211,40 @@ where
     reject(&head, started, problem)
 }
 
-async fn read_event<ReqB>(
+fn check_content_type(head: &Request<()>) -> Result<(), ValidationError> {
+    let Some(ct) = head.headers().get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = ct
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    let json = essence.eq_ignore_ascii_case("application/json")
+        || essence.to_ascii_lowercase().ends_with("+json");
+    if json {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            None,
+            "Content-Type must be application/json",
+        ))
+    }
+}
+
+async fn read_body<ReqB>(
     shared: &Shared,
     head: &Request<()>,
     body: ReqB,
-) -> Result<CallbackEvent, ValidationError>
+) -> Result<Bytes, ValidationError>
 where
     ReqB: Body,
     ReqB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let too_large =
         || ValidationError::new(None, format!("body exceeds {} bytes", shared.body_limit));
-    if let Some(ct) = head.headers().get(CONTENT_TYPE) {
-        let essence = ct
-            .to_str()
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim();
-        let json = essence.eq_ignore_ascii_case("application/json")
-            || essence.to_ascii_lowercase().ends_with("+json");
-        if !json {
-            return Err(ValidationError::new(
-                None,
-                "Content-Type must be application/json",
-            ));
-        }
-    }
     let declared = head
         .headers()
         .get(CONTENT_LENGTH)
@@ -204,12 +252,11 @@ where
     if declared.is_some_and(|n| n > shared.body_limit as u64) {
         return Err(too_large());
     }
-    let bytes = match Limited::new(body, shared.body_limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => return Err(too_large()),
-        Err(_) => return Err(ValidationError::new(None, "the body could not be read")),
-    };
-    CallbackEvent::from_json(&bytes, &shared.table)
+    match Limited::new(body, shared.body_limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(ValidationError::new(None, "the body could not be read")),
+    }
 }
 
 fn not_found() -> Problem {

@@ -18,6 +18,7 @@ use crate::handler;
 use crate::secret::CallbackSecrets;
 use crate::service::CallbackService;
 use crate::store::JobStore;
+use crate::webhook::WebhookKeys;
 
 /// Intercepts `POST` on the callback route and answers it like [`CallbackService`];
 /// every other request goes to the inner service untouched.
@@ -35,6 +36,14 @@ impl CallbackLayer {
     pub fn new(secrets: CallbackSecrets, store: impl JobStore) -> Self {
         Self {
             service: CallbackService::new(secrets, store),
+        }
+    }
+
+    /// A layer authenticating by Standard Webhooks signature (see
+    /// [`CallbackService::standard_webhooks`]).
+    pub fn standard_webhooks(keys: WebhookKeys, store: impl JobStore) -> Self {
+        Self {
+            service: CallbackService::standard_webhooks(keys, store),
         }
     }
 

@@ -74,6 +74,7 @@ mod secret;
 mod service;
 mod store;
 mod time;
+mod webhook;
 
 pub use backend::memory::{MemoryJobStore, StoreStats};
 #[cfg(feature = "postgres")]
@@ -91,3 +92,7 @@ pub use store::{
     TransitionError, decide,
 };
 pub use time::{Timestamp, TimestampError};
+pub use webhook::{
+    DEFAULT_TOLERANCE, MIN_WEBHOOK_KEY_LEN, WEBHOOK_ID_HEADER, WEBHOOK_SIGNATURE_HEADER,
+    WEBHOOK_TIMESTAMP_HEADER, WebhookKeys,
+};

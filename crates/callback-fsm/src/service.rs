@@ -15,12 +15,13 @@ use http_body::Body;
 use http_body_util::Full;
 use tower_service::Service;
 
-use crate::config::{RouteError, Shared};
+use crate::config::{Auth, RouteError, Shared};
 use crate::fsm::TransitionTable;
 use crate::future::CallbackFuture;
 use crate::handler::{self, codes};
 use crate::secret::CallbackSecrets;
 use crate::store::JobStore;
+use crate::webhook::WebhookKeys;
 
 /// The callback endpoint: `POST /internal/jobs/{job_id}/status` (route configurable).
 ///
@@ -55,7 +56,20 @@ impl CallbackService {
     /// An endpoint accepting `secrets`, applying callbacks to `store`, with the default
     /// route, [`TransitionTable::job_lifecycle`] and body limit.
     pub fn new(secrets: CallbackSecrets, store: impl JobStore) -> Self {
-        Self::from_shared(Arc::new(Shared::new(secrets, Arc::new(store))))
+        Self::from_shared(Arc::new(Shared::new(
+            Auth::Secret(secrets),
+            Arc::new(store),
+        )))
+    }
+
+    /// Like [`new`](Self::new), authenticating callers by
+    /// [Standard Webhooks](https://www.standardwebhooks.com/) signature instead of the
+    /// shared secret, with `webhook-id` as the event id (the body's `event_id` may be
+    /// left out, and if present must equal it). Missing or malformed signature headers
+    /// and stale timestamps are refused (401) before the body is read; the signature is
+    /// checked (401) after reading the capped body and before parsing it.
+    pub fn standard_webhooks(keys: WebhookKeys, store: impl JobStore) -> Self {
+        Self::from_shared(Arc::new(Shared::new(Auth::Webhook(keys), Arc::new(store))))
     }
 }
 
