@@ -42,8 +42,8 @@ const MAX_JOB_ID_LEN: usize = 256;
 const LAYER: &str = "callback";
 const POLICY: &str = "callback_fsm";
 
-/// Step 1, synchronous: the secret gate. Only if it passes is the rest (body, store)
-/// started.
+/// Step 1, synchronous: the authentication gate (shared secret, or the Standard Webhooks
+/// headers). Only if it passes is the rest (body, store) started.
 pub(crate) fn handle<ReqB, ResB>(
     shared: &Arc<Shared>,
     req: Request<ReqB>,

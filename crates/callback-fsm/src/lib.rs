@@ -20,6 +20,10 @@
 //! unique on `(job_id, event_id)`). A [`Transition`] hook runs the application's side
 //! effects inside the same unit. [`openapi::fragment`] describes the route.
 //!
+//! Optionally, [`CallbackLayer::standard_webhooks`] authenticates callers by
+//! [Standard Webhooks](https://www.standardwebhooks.com/) signature ([`WebhookKeys`])
+//! instead of the shared secret, with `webhook-id` as the event id.
+//!
 //! # Example
 //!
 //! ```
