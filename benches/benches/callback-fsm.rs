@@ -79,6 +79,17 @@ fn layer(c: &mut Criterion) {
     g.bench_function("pass_through", |b| {
         b.iter(|| rt.block_on(layered.clone().oneshot(other())).unwrap())
     });
+    let other_post = || {
+        Request::post("/api/v1/agents/42/runs")
+            .body(Body::default())
+            .unwrap()
+    };
+    g.bench_function("bare_post", |b| {
+        b.iter(|| rt.block_on(bare.oneshot(other_post())).unwrap())
+    });
+    g.bench_function("pass_through_post", |b| {
+        b.iter(|| rt.block_on(layered.clone().oneshot(other_post())).unwrap())
+    });
     g.bench_function("reject_secret", |b| {
         b.iter(|| {
             rt.block_on(

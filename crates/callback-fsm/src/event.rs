@@ -4,7 +4,7 @@ use std::fmt;
 use std::fmt::Write as _;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::fsm::TransitionTable;
@@ -166,25 +166,48 @@ impl CallbackEvent {
     /// The event as canonical JSON: sorted keys, no whitespace, absent fields left out,
     /// `occurred_at` in canonical UTC form.
     pub fn canonical_json(&self) -> String {
-        let mut map = Map::new();
-        map.insert("event_id".into(), self.event_id.clone().into());
-        map.insert("status".into(), self.status.clone().into());
-        map.insert("occurred_at".into(), self.occurred_at.to_string().into());
-        let optional = [
-            ("actor_type", &self.actor_type),
-            ("failure_code", &self.failure_code),
-            ("failure_message", &self.failure_message),
-            ("failed_stage", &self.failed_stage),
-        ];
-        for (k, v) in optional {
-            if let Some(v) = v {
-                map.insert(k.into(), v.clone().into());
-            }
-        }
-        if let Some(v) = &self.artifact_updates {
-            map.insert("artifact_updates".into(), v.clone());
-        }
-        canonical_json(&Value::Object(map))
+        // Members in byte order of their keys, written directly (no intermediate map).
+        let mut out = String::with_capacity(128);
+        out.push('{');
+        let mut first = true;
+        let mut member =
+            |out: &mut String, key: &str, value: Option<&Value>, text: Option<&str>| {
+                if value.is_none() && text.is_none() {
+                    return;
+                }
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                push_str(out, key);
+                out.push(':');
+                match (value, text) {
+                    (Some(v), _) => write_canonical(v, out),
+                    (None, Some(t)) => push_str(out, t),
+                    (None, None) => {}
+                }
+            };
+        let at = self.occurred_at.to_string();
+        member(&mut out, "actor_type", None, self.actor_type.as_deref());
+        member(
+            &mut out,
+            "artifact_updates",
+            self.artifact_updates.as_ref(),
+            None,
+        );
+        member(&mut out, "event_id", None, Some(&self.event_id));
+        member(&mut out, "failed_stage", None, self.failed_stage.as_deref());
+        member(&mut out, "failure_code", None, self.failure_code.as_deref());
+        member(
+            &mut out,
+            "failure_message",
+            None,
+            self.failure_message.as_deref(),
+        );
+        member(&mut out, "occurred_at", None, Some(&at));
+        member(&mut out, "status", None, Some(&self.status));
+        out.push('}');
+        out
     }
 
     /// SHA-256 of [`canonical_json`](Self::canonical_json): equal for the same payload
@@ -222,7 +245,7 @@ fn write_canonical(value: &Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_canonical(&Value::String(k.clone()), out);
+                push_str(out, k);
                 out.push(':');
                 write_canonical(v, out);
             }
@@ -232,6 +255,10 @@ fn write_canonical(value: &Value, out: &mut String) {
             let _ = write!(out, "{scalar}");
         }
     }
+}
+
+fn push_str(out: &mut String, s: &str) {
+    out.push_str(&serde_json::to_string(s).expect("strings always serialize"));
 }
 
 #[cfg(test)]
@@ -308,6 +335,11 @@ mod tests {
         assert_eq!(e.failure_code.as_deref(), Some("OOM"));
         assert_eq!(e.failed_stage.as_deref(), Some("render"));
         assert_eq!(e.actor_type.as_deref(), Some("system"));
+        // The direct writer agrees with the generic canonical form.
+        let text = e.canonical_json();
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(canonical_json(&value), text);
+        assert_eq!(value.as_object().unwrap().len(), 8);
     }
 
     #[test]

@@ -23,8 +23,8 @@ use crate::webhook::WebhookKeys;
 /// Intercepts `POST` on the callback route and answers it like [`CallbackService`];
 /// every other request goes to the inner service untouched.
 ///
-/// Requests with an ambiguous path are refused with 400 `ambiguous-path`, as in every gw
-/// layer.
+/// `POST` requests with an ambiguous path are refused with 400 `ambiguous-path`, as in
+/// every gw layer; other methods pass on without any path work.
 #[derive(Clone, Debug)]
 pub struct CallbackLayer {
     service: CallbackService,
@@ -117,15 +117,17 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let job_id = match normalize_path(req.uri().path()) {
-            Ok(path) if req.method() == Method::POST => {
-                self.shared.job_id(&path).map(str::to_owned)
+        // Only POST can be the callback: everything else passes on without path work.
+        let job_id = if req.method() == Method::POST {
+            match normalize_path(req.uri().path()) {
+                Ok(path) => self.shared.job_id(&path).map(str::to_owned),
+                Err(e) => {
+                    let res = Problem::from(e).response_for(&req);
+                    return ResponseFuture::callback(CallbackFuture::ready(res));
+                }
             }
-            Ok(_) => None,
-            Err(e) => {
-                let res = Problem::from(e).response_for(&req);
-                return ResponseFuture::callback(CallbackFuture::ready(res));
-            }
+        } else {
+            None
         };
         match job_id {
             Some(job_id) => ResponseFuture::callback(handler::handle(&self.shared, req, job_id)),
