@@ -209,6 +209,8 @@ async fn layer_passes_everything_else_on() {
         (Method::POST, "/internal/jobs/job-1"),
         (Method::POST, "/internal/jobs/job-1/statusX"),
         (Method::POST, "/api/v1/jobs"),
+        // Only POST is inspected: other methods pass on without path work.
+        (Method::GET, "/internal/jobs/a%2Fb/status"),
     ] {
         let req = Request::builder()
             .method(method)
