@@ -72,3 +72,43 @@ async fn hook_runs_in_the_unit_and_its_failure_rolls_back() {
         StatusCode::NO_CONTENT
     );
 }
+
+struct Stall;
+
+impl callback_fsm::Transition<()> for Stall {
+    fn on_transition<'a>(
+        &'a self,
+        _unit: &'a (),
+        change: &'a Change<'a>,
+    ) -> callback_fsm::BoxFuture<'a, Result<(), TransitionError>> {
+        let stall = change.event.status == "running";
+        Box::pin(async move {
+            if stall {
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn abandoned_request_releases_the_job_lock_and_writes_nothing() {
+    let store = MemoryJobStore::with_hook(Stall);
+    store.create_job("job-1", "dispatched").await.unwrap();
+    let svc = layered(store.clone(), TransitionTable::default());
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(100),
+        post(&svc, "job-1", &body("e1", "running", &ts(1))),
+    )
+    .await;
+    assert!(abandoned.is_err(), "the stalled hook cannot have answered");
+    assert_eq!(
+        post(&svc, "job-1", &body("e2", "cancelled", &ts(2)))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let history = store.history("job-1").await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].event_id, "e2");
+}

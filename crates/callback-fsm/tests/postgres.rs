@@ -272,3 +272,53 @@ async fn unreachable_database_is_503() {
     let (status, _) = send(&svc, callback("job-1", Some("wrong"), "{}")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// Never finishes for `running`, so the request can be abandoned mid-transaction.
+struct Stall;
+
+impl<'t> Transition<Transaction<'t>> for Stall {
+    fn on_transition<'a>(
+        &'a self,
+        _tx: &'a Transaction<'t>,
+        change: &'a Change<'a>,
+    ) -> BoxFuture<'a, Result<(), TransitionError>> {
+        let stall = change.event.status == "running";
+        Box::pin(async move {
+            if stall {
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_request_rolls_back_and_releases_the_row() {
+    with_schema(|store| async move {
+        let store = store.with_hook(Stall);
+        store.create_job("job-1", "dispatched").await.unwrap();
+        let svc = layered(store.clone(), TransitionTable::default());
+        // The client goes away while the transaction holds the row lock.
+        let abandoned = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            post(&svc, "job-1", &body("e1", "running", &ts(1))),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the stalled hook cannot have answered");
+        // The row is free again and nothing of the abandoned event was kept.
+        assert_eq!(
+            post(&svc, "job-1", &body("e2", "cancelled", &ts(2)))
+                .await
+                .0,
+            StatusCode::NO_CONTENT
+        );
+        let history = store.history("job-1").await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].event_id, "e2");
+        assert_eq!(
+            store.job("job-1").await.unwrap().unwrap().status,
+            "cancelled"
+        );
+    })
+    .await;
+}
