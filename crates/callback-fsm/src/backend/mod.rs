@@ -1,0 +1,5 @@
+//! [`JobStore`](crate::JobStore) implementations.
+
+pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
