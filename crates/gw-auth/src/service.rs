@@ -78,7 +78,11 @@ impl Shared {
             Attempt::Done(Err(e)) => Step::Reject(self.rejected(e)),
             Attempt::UnknownKid(source) => match self.verifier.refetch(source) {
                 Some(wait) => Step::Refetch(wait),
-                None => Step::Reject(self.rejected(AuthError::invalid("unknown-kid"))),
+                // No refetch allowed now; one that just ended may have brought the key.
+                None => match self.verifier.after_refetch(token, now) {
+                    Ok(v) => Step::Pass(v),
+                    Err(e) => Step::Reject(self.rejected(e)),
+                },
             },
         }
     }

@@ -83,9 +83,11 @@ impl Verifier {
         match self.attempt(token, now) {
             Attempt::Done(r) => r,
             Attempt::UnknownKid(source) => {
-                self.refetch(source)
-                    .ok_or(AuthError::invalid("unknown-kid"))?
-                    .await;
+                // Without an allowed refetch, still look again: one that just ended may
+                // have brought the key.
+                if let Some(wait) = self.refetch(source) {
+                    wait.await;
+                }
                 self.after_refetch(token, now)
             }
         }
