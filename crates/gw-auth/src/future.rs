@@ -5,13 +5,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use std::time::Instant;
+
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use gw_core::{Decisions, Outcome};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::service::{Shared, authenticate};
+use crate::service::{Shared, authenticate, record};
 
 pin_project! {
     /// Response future of [`Auth`](crate::Auth): the inner service's future, an
@@ -33,7 +36,11 @@ pin_project! {
     {
         Inner { #[pin] fut: S::Future },
         Reject { res: Option<S::Response> },
-        Refetch { wait: BoxFuture<'static, ()>, pending: Option<(S, Request<B>, Arc<Shared>)> },
+        Refetch {
+            wait: BoxFuture<'static, ()>,
+            pending: Option<(S, Request<B>, Arc<Shared>)>,
+            started: Instant,
+        },
     }
 }
 
@@ -60,6 +67,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
             kind: Kind::Refetch {
                 wait,
                 pending: Some((inner, req, shared)),
+                started: Instant::now(),
             },
         }
     }
@@ -80,11 +88,23 @@ where
                 KindProj::Reject { res } => {
                     return Poll::Ready(Ok(res.take().expect("polled after completion")));
                 }
-                KindProj::Refetch { wait, pending } => {
+                KindProj::Refetch {
+                    wait,
+                    pending,
+                    started,
+                } => {
                     ready!(wait.as_mut().poll(cx));
                     let (mut inner, mut req, shared) =
                         pending.take().expect("polled after completion");
-                    match shared.step_after_refetch(&req) {
+                    let result = shared.step_after_refetch(&req);
+                    if req.extensions().get::<Decisions>().is_some() {
+                        let (outcome, reason) = match &result {
+                            Ok(_) => (Outcome::Allow, "verified"),
+                            Err(r) => (Outcome::Deny, r.reason()),
+                        };
+                        record(&req, outcome, reason, *started);
+                    }
+                    match result {
                         Ok(v) => {
                             authenticate(&mut req, &v);
                             Kind::Inner {

@@ -119,6 +119,7 @@ impl AuthLayer {
     }
 
     /// Accepts tokens from `iss` (repeatable). Without any, every issuer is accepted.
+    /// Ignored with [`by_issuer`](Self::by_issuer), where the issuer map decides.
     pub fn issuer(mut self, iss: impl Into<String>) -> Self {
         self.issuers.push(iss.into());
         self.rebuilt()

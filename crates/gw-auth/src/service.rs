@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use gw_core::{PathError, RouteSet, SharedClock, normalize_path};
+use std::time::Instant;
+
+use gw_core::{Decision, Decisions, Outcome, PathError, RouteSet, SharedClock, normalize_path};
 use gw_problem::Problem;
 use http::header::{ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, Method, Request, Response};
@@ -118,6 +120,14 @@ pub(crate) enum Rejection {
 }
 
 impl Rejection {
+    /// The finer reason (`bad-signature`, `ambiguous-path`, ...).
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Self::Auth(e, _) => e.reason(),
+            Self::Path(_) => "ambiguous-path",
+        }
+    }
+
     /// The response; authentication failures carry their `WWW-Authenticate` challenge.
     pub(crate) fn respond<ReqB, ResB: From<Bytes>>(self, req: &Request<ReqB>) -> Response<ResB> {
         match self {
@@ -130,6 +140,19 @@ impl Rejection {
             }
         }
     }
+}
+
+/// Appends the layer's decision to the request's decision log, if it has one.
+pub(crate) fn record<B>(
+    req: &Request<B>,
+    outcome: Outcome,
+    reason: &'static str,
+    started: Instant,
+) {
+    Decisions::record(
+        req.extensions(),
+        Decision::new("auth", "jwt", outcome, started.elapsed()).reason(reason),
+    );
 }
 
 /// Puts the claims and the principal into the request.
@@ -191,7 +214,23 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        match self.shared.step(&req) {
+        // Timed only when someone (an audit layer) keeps a decision log.
+        let started = req
+            .extensions()
+            .get::<Decisions>()
+            .is_some()
+            .then(Instant::now);
+        let step = self.shared.step(&req);
+        if let Some(started) = started {
+            let (outcome, reason) = match &step {
+                Step::Bypass => (Outcome::Skip, "public-path"),
+                Step::Pass(_) => (Outcome::Allow, "verified"),
+                Step::Reject(r) => (Outcome::Deny, r.reason()),
+                Step::Refetch(_) => (Outcome::Skip, "refetching-keys"),
+            };
+            record(&req, outcome, reason, started);
+        }
+        match step {
             Step::Bypass => ResponseFuture::inner(inner.call(req)),
             Step::Pass(v) => {
                 authenticate(&mut req, &v);

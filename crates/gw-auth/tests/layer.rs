@@ -581,3 +581,32 @@ fn static_sources_report_fresh_keys() {
     assert!(s.refetch().is_none());
     assert_eq!(layer().key_set_age(), Some(Duration::ZERO));
 }
+
+#[tokio::test]
+async fn decisions_are_recorded_when_a_log_is_present() {
+    use gw_core::{Decisions, Outcome};
+    let l = layer();
+    let cases = [
+        (
+            bearer("/api", &mint("rsa1", Some("k1"), &claims())),
+            Outcome::Allow,
+            "verified",
+        ),
+        (
+            bearer("/api", &mint("rsa2", Some("k1"), &claims())),
+            Outcome::Deny,
+            "bad-signature",
+        ),
+        (get("/health", None), Outcome::Skip, "public-path"),
+    ];
+    for (mut req, outcome, reason) in cases {
+        let log = Decisions::new();
+        req.extensions_mut().insert(log.clone());
+        send(&l, req).await;
+        let decisions = log.snapshot().decisions;
+        assert_eq!(decisions.len(), 1);
+        assert_eq!(decisions[0].layer, "auth");
+        assert_eq!(decisions[0].outcome, outcome);
+        assert_eq!(decisions[0].reason.as_deref(), Some(reason));
+    }
+}
