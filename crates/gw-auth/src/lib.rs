@@ -89,6 +89,7 @@ mod error;
 mod future;
 mod keys;
 mod layer;
+mod pem;
 mod service;
 mod source;
 mod verify;
