@@ -610,3 +610,25 @@ async fn decisions_are_recorded_when_a_log_is_present() {
         assert_eq!(decisions[0].reason.as_deref(), Some(reason));
     }
 }
+
+#[tokio::test]
+async fn jwks_file_source() {
+    let path = std::env::temp_dir().join(format!("gw-auth-jwks-{}.json", std::process::id()));
+    std::fs::write(&path, jwks(&[("ed25519", "ed-file"), ("rsa2", "rsa-file")])).unwrap();
+    let source = StaticKeys::from_jwks_file(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let l = AuthLayer::new(source).clock(Arc::new(ManualClock::at_unix(NOW as u64)));
+    let ok = send(
+        &l,
+        bearer("/api", &mint("ed25519", Some("ed-file"), &claims())),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let ok = send(
+        &l,
+        bearer("/api", &mint("rsa2", Some("rsa-file"), &claims())),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert!(StaticKeys::from_jwks_file("/nonexistent/jwks.json").is_err());
+}
