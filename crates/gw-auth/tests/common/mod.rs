@@ -76,6 +76,17 @@ pub fn raw_token(header: &Value, payload: &Value, sig: &[u8]) -> String {
 
 /// A JWK of key `name`'s public half, with `kid`.
 pub fn jwk(name: &str, kid: &str) -> Value {
+    if name == "ed25519" {
+        // jsonwebtoken cannot export Ed25519 JWKs: the raw key is the SPKI's last 32 bytes.
+        use base64::Engine;
+        let pem = String::from_utf8(public_pem(name)).unwrap();
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
+        return json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"});
+    }
     let (key, alg) = signer(name);
     let mut jwk = Jwk::from_encoding_key(&key, alg).unwrap();
     jwk.common.key_id = Some(kid.to_owned());
