@@ -12,34 +12,48 @@ use sha2::{Digest, Sha256};
 pin_project! {
     /// The request body behind [`ServiceAuth`](crate::ServiceAuth): the original stream where
     /// nothing was verified, or the exact bytes whose digest was verified.
-    #[project = VerifiedBodyProj]
-    pub enum VerifiedBody<B> {
-        /// Not read by the verifier (mode `off`, exempt path).
-        Passthrough {
-            /// The original body.
-            #[pin]
-            body: B,
-        },
-        /// Read in full and checked against `Content-Digest` (or read for a `log_only` check).
-        Buffered {
-            /// The bytes not yet handed out.
-            data: Option<Bytes>,
-        },
-        /// `log_only` over the size cap: the part already read, then the rest of the stream.
-        Partial {
-            /// The part already read, not yet handed out.
-            head: Option<Bytes>,
-            /// The rest of the original stream.
-            rest: Pin<Box<B>>,
-        },
+    pub struct VerifiedBody<B> {
+        #[pin]
+        kind: Kind<B>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        // Not read by the verifier (mode `off`, exempt path).
+        Passthrough { #[pin] body: B },
+        // Read in full and checked against `Content-Digest` (or read for a `log_only` check).
+        Buffered { data: Option<Bytes> },
+        // `log_only` over the size cap: the part already read, then the rest of the stream.
+        Partial { head: Option<Bytes>, rest: Pin<Box<B>> },
     }
 }
 
 impl<B> VerifiedBody<B> {
     /// A fully buffered body.
     pub fn buffered(data: Bytes) -> Self {
-        Self::Buffered {
-            data: (!data.is_empty()).then_some(data),
+        Self {
+            kind: Kind::Buffered {
+                data: (!data.is_empty()).then_some(data),
+            },
+        }
+    }
+
+    /// The original body, not read by the verifier.
+    pub fn passthrough(body: B) -> Self {
+        Self {
+            kind: Kind::Passthrough { body },
+        }
+    }
+
+    /// `head` (already read), then the rest of `rest`.
+    pub(crate) fn partial(head: Bytes, rest: Pin<Box<B>>) -> Self {
+        Self {
+            kind: Kind::Partial {
+                head: Some(head),
+                rest,
+            },
         }
     }
 }
@@ -59,12 +73,12 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        match self.project() {
-            VerifiedBodyProj::Passthrough { body } => {
+        match self.project().kind.project() {
+            KindProj::Passthrough { body } => {
                 Poll::Ready(ready!(body.poll_frame(cx)).map(|r| r.map(to_bytes)))
             }
-            VerifiedBodyProj::Buffered { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            VerifiedBodyProj::Partial { head, rest } => {
+            KindProj::Buffered { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            KindProj::Partial { head, rest } => {
                 if let Some(h) = head.take() {
                     return Poll::Ready(Some(Ok(Frame::data(h))));
                 }
@@ -74,18 +88,20 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            Self::Passthrough { body } => body.is_end_stream(),
-            Self::Buffered { data } => data.is_none(),
-            Self::Partial { head, rest } => head.is_none() && rest.is_end_stream(),
+        match &self.kind {
+            Kind::Passthrough { body } => body.is_end_stream(),
+            Kind::Buffered { data } => data.is_none(),
+            Kind::Partial { head, rest } => head.is_none() && rest.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            Self::Passthrough { body } => body.size_hint(),
-            Self::Buffered { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
-            Self::Partial { head, rest } => {
+        match &self.kind {
+            Kind::Passthrough { body } => body.size_hint(),
+            Kind::Buffered { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
+            Kind::Partial { head, rest } => {
                 let extra = head.as_ref().map_or(0, |h| h.len() as u64);
                 let inner = rest.size_hint();
                 let mut hint = SizeHint::new();
@@ -168,7 +184,10 @@ mod tests {
 
     #[test]
     fn reads_and_hashes_chunked_bodies() {
-        let Read::Done { bytes, hash } = read_capped(chunks(&[b"hel", b"lo", b"!"]), 6).now_or_never().unwrap() else {
+        let Read::Done { bytes, hash } = read_capped(chunks(&[b"hel", b"lo", b"!"]), 6)
+            .now_or_never()
+            .unwrap()
+        else {
             panic!("expected Done");
         };
         assert_eq!(&bytes[..], b"hello!");
@@ -177,20 +196,27 @@ mod tests {
 
     #[test]
     fn over_the_cap_keeps_the_rest_of_the_stream() {
-        let Read::TooLarge { head, rest } = read_capped(chunks(&[b"abcd", b"efgh", b"ij"]), 6).now_or_never().unwrap() else {
+        let Read::TooLarge { head, rest } = read_capped(chunks(&[b"abcd", b"efgh", b"ij"]), 6)
+            .now_or_never()
+            .unwrap()
+        else {
             panic!("expected TooLarge");
         };
         assert_eq!(&head[..], b"abcdefgh");
-        let body = VerifiedBody::Partial { head: Some(head), rest };
+        let body = VerifiedBody::partial(head, rest);
         let all = body.collect().now_or_never().unwrap().unwrap().to_bytes();
         assert_eq!(&all[..], b"abcdefghij");
     }
 
     #[test]
     fn passthrough_and_buffered_bodies() {
-        let p: VerifiedBody<Full<Bytes>> = VerifiedBody::Passthrough { body: Full::new(Bytes::from_static(b"x")) };
+        let p: VerifiedBody<Full<Bytes>> =
+            VerifiedBody::passthrough(Full::new(Bytes::from_static(b"x")));
         assert_eq!(p.size_hint().exact(), Some(1));
-        assert_eq!(&p.collect().now_or_never().unwrap().unwrap().to_bytes()[..], b"x");
+        assert_eq!(
+            &p.collect().now_or_never().unwrap().unwrap().to_bytes()[..],
+            b"x"
+        );
         let b: VerifiedBody<Full<Bytes>> = VerifiedBody::buffered(Bytes::new());
         assert!(b.is_end_stream());
     }

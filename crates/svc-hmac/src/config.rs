@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 pub const ENFORCEMENT_MODE_ENV: &str = "SERVICE_AUTH_ENFORCEMENT_MODE";
 
 /// What the verifier does on a route group. Ordered: `Off < LogOnly < Enforce`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// No verification; the request passes untouched.
@@ -76,7 +78,9 @@ impl ModeSwitch {
     /// A switch set from [`ENFORCEMENT_MODE_ENV`]. Unset means [`Mode::LogOnly`] (the seed's
     /// default, `false`); an unparsable value also means `LogOnly`, logged.
     pub fn from_env() -> Self {
-        Self::new(Self::parse_env(std::env::var(ENFORCEMENT_MODE_ENV).ok().as_deref()))
+        Self::new(Self::parse_env(
+            std::env::var(ENFORCEMENT_MODE_ENV).ok().as_deref(),
+        ))
     }
 
     /// The mapping [`from_env`](Self::from_env) uses for a variable's value.
@@ -98,7 +102,10 @@ impl ModeSwitch {
 
     /// Moves the ceiling.
     pub fn set(&self, mode: Mode) {
-        tracing::warn!(mode = mode.as_str(), "svc-hmac: enforcement ceiling changed");
+        tracing::warn!(
+            mode = mode.as_str(),
+            "svc-hmac: enforcement ceiling changed"
+        );
         self.0.store(mode as u8, Ordering::Relaxed);
     }
 }

@@ -33,15 +33,21 @@ pin_project! {
 
 impl<F: Future> ResponseFuture<F> {
     pub(crate) fn inner(fut: F) -> Self {
-        Self { kind: Kind::Inner { fut } }
+        Self {
+            kind: Kind::Inner { fut },
+        }
     }
 
     pub(crate) fn verifying(fut: BoxFuture<'static, F::Output>) -> Self {
-        Self { kind: Kind::Verifying { fut } }
+        Self {
+            kind: Kind::Verifying { fut },
+        }
     }
 
     pub(crate) fn ready(out: F::Output) -> Self {
-        Self { kind: Kind::Ready { out: Some(out) } }
+        Self {
+            kind: Kind::Ready { out: Some(out) },
+        }
     }
 }
 

@@ -103,7 +103,9 @@ pub fn parse_key_file(service_id: &str, text: &str) -> Result<KeyRing, KeyFileEr
     if let Some(list) = get("SERVICE_KEY_REVOKED_IDS") {
         for revoked in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if !valid_id(revoked) {
-                return Err(KeyFileError("SERVICE_KEY_REVOKED_IDS holds an invalid id".into()));
+                return Err(KeyFileError(
+                    "SERVICE_KEY_REVOKED_IDS holds an invalid id".into(),
+                ));
             }
             ring = ring.key(ServiceKey::new(revoked, "").state(KeyState::Revoked));
         }
@@ -128,7 +130,10 @@ mod tests {
         assert_eq!(k2.secret().expose(), b"abc123");
         assert_eq!(k2.current_state(), KeyState::Active);
         assert!(k2.expiry().is_some());
-        assert_eq!(ring.find("k1").unwrap().current_state(), KeyState::VerifyOnly);
+        assert_eq!(
+            ring.find("k1").unwrap().current_state(),
+            KeyState::VerifyOnly
+        );
         assert_eq!(ring.find("kx").unwrap().current_state(), KeyState::Revoked);
 
         let plain = parse_key_file("a", "SERVICE_KEY=xyz").unwrap();

@@ -43,7 +43,9 @@ impl fmt::Debug for Secret {
 }
 
 /// Lifecycle state of a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyState {
     /// Signs and verifies.

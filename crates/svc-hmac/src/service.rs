@@ -63,10 +63,7 @@ where
             Err(e) => return ResponseFuture::ready(Ok(Problem::from(e).response_for(&req))),
         };
         if mode == Mode::Off {
-            return ResponseFuture::inner(
-                self.inner
-                    .call(req.map(|body| VerifiedBody::Passthrough { body })),
-            );
+            return ResponseFuture::inner(self.inner.call(req.map(VerifiedBody::passthrough)));
         }
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
@@ -96,7 +93,11 @@ where
     let latency = started.elapsed();
     match result {
         Ok((identity, fail_open)) => {
-            let outcome = if fail_open { Outcome::FailOpen } else { Outcome::Allow };
+            let outcome = if fail_open {
+                Outcome::FailOpen
+            } else {
+                Outcome::Allow
+            };
             let label = if fail_open { "fail_open" } else { "ok" };
             metrics::counter!(REQUESTS_COUNTER, "mode" => mode.as_str(), "outcome" => label)
                 .increment(1);
@@ -112,8 +113,17 @@ where
             let code = rejection.code();
             metrics::counter!(REQUESTS_COUNTER, "mode" => mode.as_str(), "outcome" => code)
                 .increment(1);
-            let claimed = parts.headers.get(crate::wire::SERVICE_ID).and_then(|v| v.to_str().ok());
-            tracing::warn!(code, mode = mode.as_str(), path = parts.uri.path(), claimed_service = claimed, "svc-hmac: service auth failed");
+            let claimed = parts
+                .headers
+                .get(crate::wire::SERVICE_ID)
+                .and_then(|v| v.to_str().ok());
+            tracing::warn!(
+                code,
+                mode = mode.as_str(),
+                path = parts.uri.path(),
+                claimed_service = claimed,
+                "svc-hmac: service auth failed"
+            );
             let unavailable = matches!(
                 rejection,
                 Rejection::KeyStoreUnavailable | Rejection::NonceStoreUnavailable
@@ -145,14 +155,17 @@ async fn authenticate<B: Body>(
     parts: &Parts,
     body: B,
 ) -> (Authenticated, VerifiedBody<B>) {
-    let passthrough = |body| VerifiedBody::Passthrough { body };
+    let passthrough = VerifiedBody::passthrough;
     let declared = parts
         .headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > shared.max_body as u64) {
-        let failure = (Rejection::PayloadTooLarge, "the request body exceeds the size limit");
+        let failure = (
+            Rejection::PayloadTooLarge,
+            "the request body exceeds the size limit",
+        );
         return (Err(failure), passthrough(body));
     }
     let signed = match verify::extract(parts) {
@@ -167,12 +180,18 @@ async fn authenticate<B: Body>(
     let ring = match shared.keys.ring(signed.canonical.service_id).await {
         Ok(Some(ring)) => ring,
         Ok(None) => {
-            let f = (Rejection::UnknownService, "the calling service is not known");
+            let f = (
+                Rejection::UnknownService,
+                "the calling service is not known",
+            );
             return (Err(f), passthrough(body));
         }
         Err(error) => {
             tracing::error!(%error, "svc-hmac: key store failed");
-            let f = (Rejection::KeyStoreUnavailable, "service keys are unavailable");
+            let f = (
+                Rejection::KeyStoreUnavailable,
+                "service keys are unavailable",
+            );
             return (Err(f), passthrough(body));
         }
     };
@@ -184,17 +203,26 @@ async fn authenticate<B: Body>(
     let (bytes, hash) = match read_capped(body, shared.max_body).await {
         Read::Done { bytes, hash } => (bytes, hash),
         Read::TooLarge { head, rest } => {
-            let f = (Rejection::PayloadTooLarge, "the request body exceeds the size limit");
-            return (Err(f), VerifiedBody::Partial { head: Some(head), rest });
+            let f = (
+                Rejection::PayloadTooLarge,
+                "the request body exceeds the size limit",
+            );
+            return (Err(f), VerifiedBody::partial(head, rest));
         }
         Read::Failed => {
-            let f = (Rejection::BodyUnreadable, "the request body could not be read");
+            let f = (
+                Rejection::BodyUnreadable,
+                "the request body could not be read",
+            );
             return (Err(f), VerifiedBody::buffered(Bytes::new()));
         }
     };
     let body = VerifiedBody::buffered(bytes);
     if sha256_member(signed.canonical.content_digest) != Some(hash) {
-        let f = (Rejection::DigestMismatch, "the body does not match Content-Digest");
+        let f = (
+            Rejection::DigestMismatch,
+            "the body does not match Content-Digest",
+        );
         return (Err(f), body);
     }
     // Replayable until the timestamp leaves the window: ts + window - now (+1 s margin).
@@ -217,7 +245,10 @@ async fn authenticate<B: Body>(
         }
         Err(error) => {
             tracing::error!(%error, "svc-hmac: nonce cache failed (fail-closed)");
-            let f = (Rejection::NonceStoreUnavailable, "the replay cache is unavailable");
+            let f = (
+                Rejection::NonceStoreUnavailable,
+                "the replay cache is unavailable",
+            );
             return (Err(f), body);
         }
     }

@@ -37,7 +37,10 @@ impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signer")
             .field("service_id", &self.service_id)
-            .field("key_ids", &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>())
+            .field(
+                "key_ids",
+                &self.keys.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -73,7 +76,8 @@ impl Signer {
         if self.keys.len() == MAX_SIGNATURES {
             return Err(InvalidField("key count"));
         }
-        self.keys.push((key_id.into(), hmac_for(secret.into().expose())));
+        self.keys
+            .push((key_id.into(), hmac_for(secret.into().expose())));
         Ok(self)
     }
 
@@ -237,19 +241,22 @@ impl ServiceClient {
     pub fn from_key_file(service_id: &str, path: &Path) -> Result<Self, ClientConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ClientConfigError(format!("cannot read {}: {e}", path.display())))?;
-        let ring = parse_key_file(service_id, &text).map_err(|e| ClientConfigError(e.to_string()))?;
+        let ring =
+            parse_key_file(service_id, &text).map_err(|e| ClientConfigError(e.to_string()))?;
         let now = SystemClock.now();
         let mut signer: Option<Signer> = None;
         for key in ring.signing_keys(now) {
             let secret = key.secret().clone();
-            signer = Some(match signer {
-                None => Signer::new(service_id, key.key_id(), secret),
-                Some(s) => s.also_sign_with(key.key_id(), secret),
-            }
-            .map_err(|e| ClientConfigError(e.to_string()))?);
+            signer = Some(
+                match signer {
+                    None => Signer::new(service_id, key.key_id(), secret),
+                    Some(s) => s.also_sign_with(key.key_id(), secret),
+                }
+                .map_err(|e| ClientConfigError(e.to_string()))?,
+            );
         }
-        let signer =
-            signer.ok_or_else(|| ClientConfigError("no active, unexpired key in the key file".into()))?;
+        let signer = signer
+            .ok_or_else(|| ClientConfigError("no active, unexpired key in the key file".into()))?;
         Ok(Self { signer })
     }
 

@@ -194,8 +194,12 @@ pub(crate) fn check_mac(
     }
     Err(match (tried, unusable) {
         (true, _) => (Rejection::BadSignature, "no signature verifies"),
-        (false, Some(KeyUnusable::Expired)) => (Rejection::KeyExpired, "the signing key has expired"),
-        (false, Some(KeyUnusable::Revoked)) => (Rejection::KeyExpired, "the signing key was revoked"),
+        (false, Some(KeyUnusable::Expired)) => {
+            (Rejection::KeyExpired, "the signing key has expired")
+        }
+        (false, Some(KeyUnusable::Revoked)) => {
+            (Rejection::KeyExpired, "the signing key was revoked")
+        }
         (false, None) => (Rejection::UnknownKey, "the signing key is not known"),
     })
 }
@@ -208,8 +212,17 @@ mod tests {
     fn codes_and_statuses() {
         assert_eq!(Rejection::Replayed.code(), "replayed");
         assert_eq!(Rejection::BadSignature.problem_type().status.as_u16(), 401);
-        assert_eq!(Rejection::PayloadTooLarge.problem_type().status.as_u16(), 413);
-        assert_eq!(Rejection::NonceStoreUnavailable.problem_type().status.as_u16(), 503);
+        assert_eq!(
+            Rejection::PayloadTooLarge.problem_type().status.as_u16(),
+            413
+        );
+        assert_eq!(
+            Rejection::NonceStoreUnavailable
+                .problem_type()
+                .status
+                .as_u16(),
+            503
+        );
         let p = Rejection::DigestMismatch.problem("x");
         assert_eq!(p.reason_code(), "digest-mismatch");
     }
@@ -218,7 +231,13 @@ mod tests {
     fn window_is_symmetric() {
         assert!(check_fresh(1_000, 1_300, 300).is_ok());
         assert!(check_fresh(1_600, 1_300, 300).is_ok());
-        assert_eq!(check_fresh(1_601, 1_300, 300).unwrap_err().0, Rejection::StaleTimestamp);
-        assert_eq!(check_fresh(999, 1_300, 300).unwrap_err().0, Rejection::StaleTimestamp);
+        assert_eq!(
+            check_fresh(1_601, 1_300, 300).unwrap_err().0,
+            Rejection::StaleTimestamp
+        );
+        assert_eq!(
+            check_fresh(999, 1_300, 300).unwrap_err().0,
+            Rejection::StaleTimestamp
+        );
     }
 }

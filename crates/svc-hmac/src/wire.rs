@@ -279,7 +279,10 @@ mod tests {
         let d = content_digest(b"{\"hello\": \"world\"}");
         // RFC 9530 section B.1 example.
         assert_eq!(d, "sha-256=:X48E9qOokqqrvdts8nOJRJN3OWDUoyWxBf7kbu9DBPE=:");
-        assert_eq!(sha256_member(&d), Some(Sha256::digest(b"{\"hello\": \"world\"}").into()));
+        assert_eq!(
+            sha256_member(&d),
+            Some(Sha256::digest(b"{\"hello\": \"world\"}").into())
+        );
     }
 
     #[test]
@@ -287,7 +290,14 @@ mod tests {
         let d = content_digest(b"x");
         let both = format!("sha-512=:AAAA:, {d}");
         assert!(sha256_member(&both).is_some());
-        for bad in ["", "sha-256", "sha-256=AAAA", "sha-256=:!!:", "sha-256=:AAAA:", "md5=:AAAA:"] {
+        for bad in [
+            "",
+            "sha-256",
+            "sha-256=AAAA",
+            "sha-256=:!!:",
+            "sha-256=:AAAA:",
+            "md5=:AAAA:",
+        ] {
             assert_eq!(sha256_member(bad), None, "{bad}");
         }
     }
@@ -297,15 +307,42 @@ mod tests {
         let d = content_digest(b"");
         assert_eq!(req(&d).validate(), Ok(()));
         let bad = [
-            CanonicalRequest { method: "post", ..req(&d) },
-            CanonicalRequest { path: "/a\nb", ..req(&d) },
-            CanonicalRequest { query: "a=1\n", ..req(&d) },
-            CanonicalRequest { timestamp: "-5", ..req(&d) },
-            CanonicalRequest { nonce: "short", ..req(&d) },
-            CanonicalRequest { service_id: "../etc", ..req(&d) },
-            CanonicalRequest { key_ids: "k1  k2", ..req(&d) },
-            CanonicalRequest { key_ids: "a b c d e", ..req(&d) },
-            CanonicalRequest { content_digest: "sha-256=:x:", ..req(&d) },
+            CanonicalRequest {
+                method: "post",
+                ..req(&d)
+            },
+            CanonicalRequest {
+                path: "/a\nb",
+                ..req(&d)
+            },
+            CanonicalRequest {
+                query: "a=1\n",
+                ..req(&d)
+            },
+            CanonicalRequest {
+                timestamp: "-5",
+                ..req(&d)
+            },
+            CanonicalRequest {
+                nonce: "short",
+                ..req(&d)
+            },
+            CanonicalRequest {
+                service_id: "../etc",
+                ..req(&d)
+            },
+            CanonicalRequest {
+                key_ids: "k1  k2",
+                ..req(&d)
+            },
+            CanonicalRequest {
+                key_ids: "a b c d e",
+                ..req(&d)
+            },
+            CanonicalRequest {
+                content_digest: "sha-256=:x:",
+                ..req(&d)
+            },
         ];
         for b in bad {
             assert!(b.validate().is_err(), "{b:?}");

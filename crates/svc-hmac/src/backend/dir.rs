@@ -82,7 +82,10 @@ impl DirKeyStore {
             if !meta.is_file() {
                 continue;
             }
-            let stamp = (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());
+            let stamp = (
+                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                meta.len(),
+            );
             let old = current.get(service_id);
             if let Some(old) = old.filter(|e| e.stamp == stamp) {
                 next.insert(old.ring.service_id().clone(), old.clone());
@@ -93,7 +96,11 @@ impl DirKeyStore {
                 .and_then(|text| parse_key_file(service_id, &text).map_err(|e| e.to_string()));
             match parsed {
                 Ok(ring) => {
-                    tracing::info!(service = service_id, keys = ring.keys().len(), "svc-hmac: key file loaded");
+                    tracing::info!(
+                        service = service_id,
+                        keys = ring.keys().len(),
+                        "svc-hmac: key file loaded"
+                    );
                     ring.report_expiry(now);
                     let ring = Arc::new(ring);
                     next.insert(ring.service_id().clone(), Entry { stamp, ring });
@@ -108,7 +115,10 @@ impl DirKeyStore {
         }
         let n = next.len();
         *self.rings.write().unwrap_or_else(PoisonError::into_inner) = next;
-        *self.last_scan.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        *self
+            .last_scan
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
         Ok(n)
     }
 
@@ -124,7 +134,10 @@ impl DirKeyStore {
         }
         if let Err(error) = self.reload() {
             tracing::error!(dir = %self.dir.display(), %error, "svc-hmac: key directory scan failed");
-            *self.last_scan.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+            *self
+                .last_scan
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Instant::now();
         }
         self.scanning.store(false, Ordering::Release);
     }
@@ -177,7 +190,9 @@ mod tests {
         std::fs::write(dir.join("npu-worker.env"), "SERVICE_KEY=one\n").unwrap();
         std::fs::write(dir.join("README.txt"), "not a key").unwrap();
         std::fs::write(dir.join(".hidden.env"), "SERVICE_KEY=x").unwrap();
-        let store = DirKeyStore::open(&dir).unwrap().poll_interval(Duration::ZERO);
+        let store = DirKeyStore::open(&dir)
+            .unwrap()
+            .poll_interval(Duration::ZERO);
         let r = ring(&store, "npu-worker").unwrap();
         assert_eq!(r.find("primary").unwrap().secret().expose(), b"one");
         assert!(ring(&store, ".hidden").is_none());
@@ -191,7 +206,10 @@ mod tests {
         std::fs::write(dir.join("ai-stack.env"), "SERVICE_KEY=three\n").unwrap();
         let r = ring(&store, "npu-worker").unwrap();
         assert_eq!(r.find("k2").unwrap().secret().expose(), b"two");
-        assert_eq!(r.find("primary").unwrap().current_state(), KeyState::VerifyOnly);
+        assert_eq!(
+            r.find("primary").unwrap().current_state(),
+            KeyState::VerifyOnly
+        );
         assert!(ring(&store, "ai-stack").is_some());
 
         // A broken file keeps the previous ring; a removed file drops it.
@@ -205,7 +223,9 @@ mod tests {
     #[test]
     fn polls_only_after_the_interval() {
         let dir = temp_dir();
-        let store = DirKeyStore::open(&dir).unwrap().poll_interval(Duration::from_secs(3600));
+        let store = DirKeyStore::open(&dir)
+            .unwrap()
+            .poll_interval(Duration::from_secs(3600));
         std::fs::write(dir.join("svc.env"), "SERVICE_KEY=k").unwrap();
         assert!(ring(&store, "svc").is_none());
         assert_eq!(store.reload().unwrap(), 1);
