@@ -112,21 +112,28 @@ where
 /// A shared slot to capture a signed request in flight.
 pub type Captured = Arc<std::sync::Mutex<Option<Request<Full<Bytes>>>>>;
 
-/// Finds a counter or gauge in a debugging-recorder snapshot.
-pub fn metric(
-    snapshot: metrics_util::debugging::Snapshot,
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<metrics_util::debugging::DebugValue> {
-    snapshot
-        .into_vec()
-        .into_iter()
-        .find_map(|(key, _, _, value)| {
-            let key = key.key();
-            let ok = key.name() == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v));
-            ok.then_some(value)
+/// All metrics of a debugging-recorder snapshot (taking a snapshot resets counters, so
+/// take one and search it).
+pub type Metrics = Vec<(
+    metrics_util::CompositeKey,
+    Option<metrics::Unit>,
+    Option<metrics::SharedString>,
+    metrics_util::debugging::DebugValue,
+)>;
+
+/// The value of a counter or gauge, found by name and labels.
+pub fn metric(all: &Metrics, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    use metrics_util::debugging::DebugValue;
+    all.iter().find_map(|(key, _, _, value)| {
+        let key = key.key();
+        let ok = key.name() == name
+            && labels
+                .iter()
+                .all(|(k, v)| key.labels().any(|l| l.key() == *k && l.value() == *v));
+        ok.then(|| match value {
+            DebugValue::Counter(n) => *n as f64,
+            DebugValue::Gauge(g) => g.into_inner(),
+            DebugValue::Histogram(_) => f64::NAN,
         })
+    })
 }
