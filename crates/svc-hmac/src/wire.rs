@@ -197,9 +197,7 @@ pub fn format_digest(hash: &[u8; 32]) -> String {
 /// The decoded `sha-256` member of a `Content-Digest` dictionary, if present and well formed.
 pub fn sha256_member(header: &str) -> Option<[u8; 32]> {
     for member in header.split(',') {
-        let Some((name, value)) = member.trim().split_once('=') else {
-            return None;
-        };
+        let (name, value) = member.trim().split_once('=')?;
         if !name.eq_ignore_ascii_case("sha-256") {
             continue;
         }

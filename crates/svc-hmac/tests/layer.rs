@@ -254,10 +254,11 @@ async fn backend_failures_follow_the_fail_mode() {
     assert_eq!(decision(&body).0, "fail_open");
 }
 
-fn chunked(
-    parts: Vec<&'static [u8]>,
-) -> StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>>
-{
+type Chunks = StreamBody<
+    futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>,
+>;
+
+fn chunked(parts: Vec<&'static [u8]>) -> Chunks {
     let frames: Vec<Result<Frame<Bytes>, std::io::Error>> = parts
         .into_iter()
         .map(|p| Ok(Frame::data(Bytes::from_static(p))))

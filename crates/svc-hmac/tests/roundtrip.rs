@@ -14,6 +14,8 @@ use http_body_util::Full;
 use svc_hmac::{KeyRing, MemoryKeyStore, ServiceAuthLayer, ServiceKey, Signer, SigningLayer, wire};
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 
+type Tamper = Box<dyn Fn(&mut Request<Full<Bytes>>) + Send + Sync>;
+
 async fn server(layer: ServiceAuthLayer) -> String {
     let svc = ServiceBuilder::new().layer(layer).service_fn(echo);
     format!("http://{}", serve(svc).await)
@@ -82,7 +84,7 @@ async fn post_with_body_round_trip_hands_on_the_verified_body() {
 async fn tampering_is_rejected_with_the_right_code() {
     let base = server(ServiceAuthLayer::new(keys())).await;
     let url = format!("{base}/api/npu/results/42?run=1");
-    let cases: Vec<(&str, Box<dyn Fn(&mut Request<Full<Bytes>>) + Send + Sync>)> = vec![
+    let cases: Vec<(&str, Tamper)> = vec![
         (
             "digest-mismatch",
             Box::new(|r| *r.body_mut() = Full::new(Bytes::from_static(b"{\"task_id\":\"43\"}"))),

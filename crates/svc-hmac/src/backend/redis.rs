@@ -92,8 +92,10 @@ pub struct RedisKeyStore {
     conn: ConnectionManager,
     prefix: Arc<str>,
     cache_ttl: Duration,
-    cache: Arc<Mutex<HashMap<Arc<str>, (Instant, Arc<KeyRing>)>>>,
+    cache: Arc<Mutex<RingCache>>,
 }
+
+type RingCache = HashMap<Arc<str>, (Instant, Arc<KeyRing>)>;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredKey {
