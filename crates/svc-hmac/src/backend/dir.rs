@@ -22,7 +22,9 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// The directory is rescanned at most once per poll interval, by the lookup that finds the
 /// last scan too old: files whose modification time or size changed are re-read, new files
 /// are added and deleted files dropped. A file that fails to parse keeps its previous ring
-/// (logged), so a half-written file during rotation does not lock a service out.
+/// (logged), so a half-written file during rotation does not lock a service out. The scan is
+/// plain synchronous file I/O (one `stat` per file, a read per changed file) on the
+/// request that triggers it; keep the directory small and local.
 #[derive(Debug)]
 pub struct DirKeyStore {
     dir: PathBuf,

@@ -1,6 +1,7 @@
 //! Redis nonce cache (`SET NX PX`) and key store, shared by all replicas.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -37,7 +38,7 @@ async fn connect(url: &str) -> Result<ConnectionManager, BackendError> {
 
 /// Nonces in Redis: `SET {prefix}nonce:{service}:{nonce} 1 NX PX {ttl}`, so every replica
 /// sees every nonce.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisNonceCache {
     conn: ConnectionManager,
     prefix: Arc<str>,
@@ -55,6 +56,24 @@ impl RedisNonceCache {
             conn,
             prefix: prefix.into(),
         }
+    }
+}
+
+// Debug shows the prefix only: the connection's Debug would print the Redis URL.
+impl fmt::Debug for RedisNonceCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisNonceCache")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for RedisKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisKeyStore")
+            .field("prefix", &self.prefix)
+            .field("cache_ttl", &self.cache_ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -87,7 +106,7 @@ impl NonceCache for RedisNonceCache {
 ///
 /// Rings are cached in process for [`cache_ttl`](Self::cache_ttl) (default 5 s), which is
 /// the longest a revocation takes to reach a replica.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisKeyStore {
     conn: ConnectionManager,
     prefix: Arc<str>,
