@@ -93,6 +93,8 @@ pub(crate) struct Signed<'a> {
     pub canonical: CanonicalRequest<'a>,
     pub timestamp: i64,
     pub signatures: &'a str,
+    /// The decoded `sha-256` member of `Content-Digest`.
+    pub digest: [u8; 32],
 }
 
 fn one<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Result<&'a str, Failure> {
@@ -125,12 +127,12 @@ pub(crate) fn extract(parts: &Parts) -> Result<Signed<'_>, Failure> {
         content_digest: one(h, &CONTENT_DIGEST)?,
     };
     let signatures = one(h, &SERVICE_SIGNATURE)?;
-    if canonical.validate().is_err() {
+    let Ok(digest) = canonical.validate_digest() else {
         return Err((
             Rejection::MissingHeaders,
             "a service signing header is malformed",
         ));
-    }
+    };
     let n_sigs = signatures.split(' ').count();
     if n_sigs > MAX_SIGNATURES || n_sigs != canonical.key_ids.split(' ').count() {
         return Err((
@@ -143,6 +145,7 @@ pub(crate) fn extract(parts: &Parts) -> Result<Signed<'_>, Failure> {
         canonical,
         timestamp,
         signatures,
+        digest,
     })
 }
 

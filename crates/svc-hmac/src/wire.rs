@@ -92,6 +92,11 @@ impl std::error::Error for InvalidField {}
 impl CanonicalRequest<'_> {
     /// Checks every field's character set (so none can contain a newline).
     pub fn validate(&self) -> Result<(), InvalidField> {
+        self.validate_digest().map(|_| ())
+    }
+
+    /// Like [`validate`](Self::validate); returns the decoded `sha-256` digest.
+    pub(crate) fn validate_digest(&self) -> Result<[u8; 32], InvalidField> {
         let visible = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
         if self.method.is_empty() || !self.method.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(InvalidField("method"));
@@ -116,10 +121,7 @@ impl CanonicalRequest<'_> {
                 return Err(InvalidField("x-service-key-id"));
             }
         }
-        if sha256_member(self.content_digest).is_none() {
-            return Err(InvalidField("content-digest"));
-        }
-        Ok(())
+        sha256_member(self.content_digest).ok_or(InvalidField("content-digest"))
     }
 
     /// Writes the canonical string into `out` (cleared first). Call

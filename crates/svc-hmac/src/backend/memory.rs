@@ -74,8 +74,8 @@ pub struct MemoryNonceCache {
 
 #[derive(Debug, Default)]
 struct State {
-    expiry: HashMap<Box<str>, u64>,
-    order: VecDeque<(u64, Box<str>)>,
+    expiry: HashMap<Arc<str>, u64>,
+    order: VecDeque<(u64, Arc<str>)>,
 }
 
 /// Default capacity of [`MemoryNonceCache`].
@@ -120,10 +120,13 @@ impl MemoryNonceCache {
     fn record(&self, service_id: &str, nonce: &str, ttl: Duration) -> Result<bool, BackendError> {
         let now = millis(self.clock.now());
         let until = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        let key: Box<str> = format!("{service_id}\n{nonce}").into();
+        let mut key = String::with_capacity(service_id.len() + 1 + nonce.len());
+        key.push_str(service_id);
+        key.push('\n');
+        key.push_str(nonce);
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.sweep_front(now);
-        if st.expiry.get(&key).is_some_and(|&exp| exp > now) {
+        if st.expiry.get(key.as_str()).is_some_and(|&exp| exp > now) {
             return Ok(false);
         }
         if st.expiry.len() >= self.capacity {
@@ -134,6 +137,7 @@ impl MemoryNonceCache {
                 return Err(BackendError::unavailable("memory", "nonce cache is full"));
             }
         }
+        let key: Arc<str> = key.into();
         st.expiry.insert(key.clone(), until);
         st.order.push_back((until, key));
         Ok(true)
