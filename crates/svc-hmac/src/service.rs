@@ -86,10 +86,11 @@ where
     B: Body,
     R: From<Bytes>,
 {
-    let started = Instant::now();
     let (mut parts, body) = req.into_parts();
+    // Latency is only recorded when someone keeps decisions (an audit layer).
+    let started = parts.extensions.get::<Decisions>().map(|_| Instant::now());
     let (result, body) = authenticate(&shared, &parts, body).await;
-    let latency = started.elapsed();
+    let latency = started.map_or(Duration::ZERO, |s| s.elapsed());
     match result {
         Ok((identity, fail_open)) => {
             let outcome = if fail_open {

@@ -204,8 +204,14 @@ pub fn sha256_member(header: &str) -> Option<[u8; 32]> {
             continue;
         }
         let b64 = value.strip_prefix(':')?.strip_suffix(':')?;
-        let bytes = STANDARD.decode(b64).ok()?;
-        return bytes.try_into().ok();
+        if b64.len() != 44 {
+            return None;
+        }
+        let mut out = [0u8; 33];
+        return match STANDARD.decode_slice(b64, &mut out) {
+            Ok(32) => out[..32].try_into().ok(),
+            _ => None,
+        };
     }
     None
 }
