@@ -374,3 +374,26 @@ fn service_client_from_env() {
     assert!(stdout.contains("FROM_ENV_OK npu-worker"), "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn enforce_rejection_records_a_deny_and_carries_the_problem() {
+    let decisions = Decisions::new();
+    let mut req = Request::get("/api/npu/x")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    req.extensions_mut().insert(decisions.clone());
+    let svc = ServiceBuilder::new()
+        .layer(ServiceAuthLayer::new(keys()))
+        .service_fn(echo::<Full<Bytes>>);
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    let problem = res.extensions().get::<gw_problem::Problem>().unwrap();
+    assert_eq!(problem.reason_code(), "missing-headers");
+    assert_eq!(problem.kind().slug, "service-unauthorized");
+    let log = decisions.snapshot();
+    assert_eq!(log.decisions.len(), 1);
+    assert_eq!(log.decisions[0].layer, "svc-hmac");
+    assert_eq!(log.decisions[0].outcome, gw_core::Outcome::Deny);
+    assert_eq!(log.decisions[0].reason.as_deref(), Some("missing-headers"));
+}
