@@ -40,7 +40,7 @@
 //!     .service_fn(|req: Request<Full<Bytes>>| async move {
 //!         let user = req.extensions().get::<UserInfo>().unwrap();
 //!         assert!(user.has_permission("agents:read"));
-//!         Ok::<_, Infallible>(Response::new(Full::default()))
+//!         Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
 //!     });
 //!
 //! let request = |method: &str, roles: &[&str]| {

@@ -68,12 +68,9 @@ impl PolicyHandle {
     ) -> tokio::task::JoinHandle<()> {
         let handle = self.clone();
         let path = path.into();
+        // Taken now, not in the task: a change made right after this call must be seen.
+        let mut last = stamp(&path);
         tokio::spawn(async move {
-            let stamp = |p: &PathBuf| -> Option<(SystemTime, u64)> {
-                let m = std::fs::metadata(p).ok()?;
-                Some((m.modified().ok()?, m.len()))
-            };
-            let mut last = stamp(&path);
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -90,4 +87,9 @@ impl PolicyHandle {
             }
         })
     }
+}
+
+fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }

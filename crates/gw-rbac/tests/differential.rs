@@ -41,19 +41,26 @@ fn native_and_rego_agree_on_every_role_and_permission() {
     let cases = pairs(&policy);
     for (roles, resource, action) in &cases {
         let p = principal(roles);
-        let input = AuthzInput { principal: &p, resource, action };
+        let input = AuthzInput {
+            principal: &p,
+            resource,
+            action,
+        };
         let n = native.decide(&input);
         let r = rego.decide(&input).unwrap();
         assert_eq!(n, r, "{roles:?} {resource}:{action}");
         // Both agree with the policy data: allowed iff some role's effective set holds it.
-        let expected = roles
-            .iter()
-            .any(|role| policy.effective_permissions(role).contains(format!("{resource}:{action}").as_str()));
+        let expected = roles.iter().any(|role| {
+            policy
+                .effective_permissions(role)
+                .contains(format!("{resource}:{action}").as_str())
+        });
         assert_eq!(n.allowed, expected, "{roles:?} {resource}:{action}");
         if !n.allowed {
             let reason = n.deny_reason.as_deref().unwrap();
             assert!(
-                reason == "no recognised role" || reason == format!("missing permission {resource}:{action}"),
+                reason == "no recognised role"
+                    || reason == format!("missing permission {resource}:{action}"),
                 "{reason}"
             );
         }
@@ -101,13 +108,21 @@ async fn outcomes(layer: RbacLayer, policy: &Policy) -> Vec<(String, u16, Option
     role_sets.push(vec!["nobody"]);
     for (method, path) in PATHS {
         for roles in &role_sets {
-            let res = svc.clone().oneshot(request(method, path, Some(roles))).await.unwrap();
+            let res = svc
+                .clone()
+                .oneshot(request(method, path, Some(roles)))
+                .await
+                .unwrap();
             let level = res
                 .headers()
                 .get("x-rbac-role-level")
                 .map(|v| v.to_str().unwrap().to_owned());
             let status = res.status().as_u16();
-            let body = if status == 200 { String::new() } else { json(res).await["deny_reason"].to_string() };
+            let body = if status == 200 {
+                String::new()
+            } else {
+                json(res).await["deny_reason"].to_string()
+            };
             out.push((format!("{method} {path} {roles:?} {body}"), status, level));
         }
     }
@@ -121,11 +136,20 @@ async fn native_and_rego_agree_on_request_paths() {
     let rego = outcomes(RbacLayer::rego(&policy).unwrap().no_cache(), &policy).await;
     assert_eq!(native, rego);
     // The seed's examples, through the native layer.
-    let find = |needle: &str| native.iter().find(|(k, _, _)| k.starts_with(needle)).unwrap().1;
+    let find = |needle: &str| {
+        native
+            .iter()
+            .find(|(k, _, _)| k.starts_with(needle))
+            .unwrap()
+            .1
+    };
     assert_eq!(find("GET /api/v1/agents [\"viewer\"]"), 200);
     assert_eq!(find("POST /api/v1/deployments [\"manager\"]"), 403);
     assert_eq!(find("POST /api/v1/deployments [\"developer\"]"), 200);
-    assert_eq!(find("DELETE /api/v1/customers/c1 [\"customer_admin\"]"), 403);
+    assert_eq!(
+        find("DELETE /api/v1/customers/c1 [\"customer_admin\"]"),
+        403
+    );
     assert_eq!(find("DELETE /api/v1/customers/c1 [\"admin\"]"), 200);
     assert_eq!(find("GET /internal/x [\"admin\"]"), 403);
     assert!(native.iter().any(|(_, s, _)| *s == 200) && native.iter().any(|(_, s, _)| *s == 403));
@@ -142,9 +166,17 @@ async fn opa_agrees_through_a_local_server() {
     let native = NativeAuthorizer::new(&policy).unwrap();
     for (roles, resource, action) in pairs(&policy) {
         let p = principal(&roles);
-        let input = AuthzInput { principal: &p, resource, action };
+        let input = AuthzInput {
+            principal: &p,
+            resource,
+            action,
+        };
         let remote = opa.authorize(&input).await.unwrap();
-        assert_eq!(native.decide(&input), remote, "{roles:?} {resource}:{action}");
+        assert_eq!(
+            native.decide(&input),
+            remote,
+            "{roles:?} {resource}:{action}"
+        );
     }
     let layer = RbacLayer::new(&policy, opa).unwrap().no_cache();
     let via_opa = outcomes(layer, &policy).await;

@@ -18,7 +18,10 @@ pub fn principal(roles: &[&str]) -> Principal {
         user_id: "user-1".into(),
         email: "user-1@example.com".into(),
         customer_id: "cust-1".into(),
-        roles: roles.iter().map(|r| r.to_string()).collect::<Arc<[String]>>(),
+        roles: roles
+            .iter()
+            .map(|r| r.to_string())
+            .collect::<Arc<[String]>>(),
         governor_agent_id: None,
         trial: None,
     }
@@ -99,27 +102,41 @@ pub mod opa_server {
         addr
     }
 
-    async fn answer(engine: &Mutex<regorus::Engine>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn answer(
+        engine: &Mutex<regorus::Engine>,
+        req: Request<Incoming>,
+    ) -> Response<Full<Bytes>> {
         let reply = |status: StatusCode, body: serde_json::Value| {
             let mut res = Response::new(Full::from(serde_json::to_vec(&body).unwrap()));
             *res.status_mut() = status;
             res
         };
-        let Some(path) = req.uri().path().strip_prefix("/v1/data/").map(str::to_owned) else {
-            return reply(StatusCode::NOT_FOUND, serde_json::json!({"code": "not_found"}));
+        let Some(path) = req
+            .uri()
+            .path()
+            .strip_prefix("/v1/data/")
+            .map(str::to_owned)
+        else {
+            return reply(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"code": "not_found"}),
+            );
         };
         if req.method() != http::Method::POST {
             return reply(StatusCode::METHOD_NOT_ALLOWED, serde_json::json!({}));
         }
         let body = req.into_body().collect().await.unwrap().to_bytes();
         let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&body) else {
-            return reply(StatusCode::BAD_REQUEST, serde_json::json!({"code": "invalid_parameter"}));
+            return reply(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"code": "invalid_parameter"}),
+            );
         };
         let rule = format!("data.{}", path.trim_matches('/').replace('/', "."));
         let mut engine = engine.lock().unwrap();
         engine.set_input(regorus::Value::from(doc["input"].clone()));
         match engine.eval_rule(rule) {
-            Ok(v) if v == regorus::Value::Undefined => reply(StatusCode::OK, serde_json::json!({})),
+            Ok(regorus::Value::Undefined) => reply(StatusCode::OK, serde_json::json!({})),
             Ok(v) => reply(
                 StatusCode::OK,
                 serde_json::json!({ "result": serde_json::to_value(&v).unwrap() }),
