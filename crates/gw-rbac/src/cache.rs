@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use gw_core::{SharedClock, SystemClock};
 
 use crate::engine::AuthzDecision;
+use crate::hash::U64Build;
 
 /// Default time a decision is kept: 60 s.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -33,7 +34,7 @@ struct Entry {
 /// decisions are never served, and clears the cache.
 #[derive(Debug)]
 pub struct DecisionCache {
-    shards: Box<[Mutex<HashMap<u64, Entry>>]>,
+    shards: Box<[Mutex<HashMap<u64, Entry, U64Build>>]>,
     hasher: RandomState,
     ttl: Duration,
     shard_capacity: usize,
@@ -52,7 +53,9 @@ impl DecisionCache {
     /// A cache keeping up to `capacity` decisions for `ttl` each.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
             hasher: RandomState::new(),
             ttl,
             shard_capacity: capacity.div_ceil(SHARDS).max(1),
@@ -77,9 +80,10 @@ impl DecisionCache {
         h.finish()
     }
 
-    fn shard(&self, key: u64) -> MutexGuard<'_, HashMap<u64, Entry>> {
+    fn shard(&self, key: u64) -> MutexGuard<'_, HashMap<u64, Entry, U64Build>> {
         // A panic while holding the lock leaves at worst a stale entry: still usable.
-        self.shards[(key as usize) % SHARDS]
+        // High bits pick the shard; the map inside uses the low bits for its buckets.
+        self.shards[(key >> 60) as usize % SHARDS]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
@@ -221,5 +225,20 @@ mod tests {
         assert!(cache.len() <= 32, "bounded: {}", cache.len());
         cache.clear();
         assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn many_keys_all_hit() {
+        let cache = DecisionCache::default();
+        let roles: Arc<[String]> = Arc::from(["viewer".to_string(), "analyst".to_string()]);
+        for i in 0..2_000 {
+            cache.insert(3, &roles, &format!("r{i}"), "read", decision(i % 2 == 0));
+        }
+        assert_eq!(cache.len(), 2_000);
+        for i in 0..2_000 {
+            let d = cache.get(3, &roles, &format!("r{i}"), "read").unwrap();
+            assert_eq!(d.allowed, i % 2 == 0);
+        }
+        assert_eq!(cache.hits(), 2_000);
     }
 }

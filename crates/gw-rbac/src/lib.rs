@@ -77,6 +77,7 @@ pub mod engine;
 mod extract;
 mod future;
 mod guard;
+mod hash;
 mod layer;
 mod mapping;
 mod policy;

@@ -70,12 +70,10 @@ impl RouteMapper {
                 .insert(&rule.route, target)
                 .map_err(PolicyError::new)?;
         }
-        let derived = RouteSet::from_routes([
-            "/api/{version}/{resource}",
-            "/api/{version}/{resource}/{id}",
-            "/api/{version}/{resource}/{id}/*",
-        ])
-        .expect("static routes parse");
+        // One subtree route picks the version and resource segments (one match, one
+        // small allocation); the id is the segment after them.
+        let derived =
+            RouteSet::from_routes(["/api/{version}/{resource}/*"]).expect("static route parses");
         Ok(Self { overrides, derived })
     }
 
@@ -112,7 +110,8 @@ impl RouteMapper {
         Some(Mapped {
             resource,
             action: Cow::Borrowed(method_action(method)?),
-            resource_id: m.param("id"),
+            // `/api/{version}/{resource}/{id}/...`: the normalized path has no empty segments.
+            resource_id: path.split('/').nth(4),
         })
     }
 }

@@ -6,17 +6,21 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use super::{Authorization, Authorizer, AuthzDecision, AuthzInput, NO_KNOWN_ROLE};
+use crate::hash::FnvBuild;
 use crate::policy::{Policy, PolicyError, split_permission};
 use crate::user::{Bits, Permissions};
+
+/// Resource -> [(action, permission index)].
+type PermIndex = HashMap<Box<str>, Vec<(Box<str>, usize)>, FnvBuild>;
 
 #[derive(Debug)]
 struct Tables {
     /// Permission index -> name.
     names: Arc<[Arc<str>]>,
     /// Resource -> [(action, permission index)].
-    perms: HashMap<Box<str>, Vec<(Box<str>, usize)>>,
+    perms: PermIndex,
     /// Role -> (level, effective permission bits).
-    roles: HashMap<Box<str>, (u8, Bits)>,
+    roles: HashMap<Box<str>, (u8, Bits), FnvBuild>,
 }
 
 impl Tables {
@@ -29,7 +33,7 @@ impl Tables {
             .collect();
         let index: HashMap<&str, usize> =
             names.iter().enumerate().map(|(i, n)| (&**n, i)).collect();
-        let mut perms: HashMap<Box<str>, Vec<(Box<str>, usize)>> = HashMap::new();
+        let mut perms = PermIndex::default();
         for (i, name) in names.iter().enumerate() {
             let (r, a) = split_permission(name)
                 .ok_or_else(|| PolicyError::new(format!("bad permission {name:?}")))?;

@@ -4,11 +4,16 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use gw_core::Principal;
+use gw_core::{BackendError, Decisions, Principal};
+use gw_rbac::{
+    Authorization, Authorizer, AuthzInput, NativeAuthorizer, Policy, PolicyError, RbacLayer,
+};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
+use tower::{ServiceBuilder, ServiceExt};
 
 pub type Body = Full<Bytes>;
 
@@ -46,6 +51,64 @@ pub async fn ok_handler(_req: Request<Body>) -> Result<Response<Body>, Infallibl
 pub async fn json(res: Response<Body>) -> serde_json::Value {
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
     serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Counts engine calls.
+#[derive(Debug)]
+pub struct Counting {
+    inner: NativeAuthorizer,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Authorizer for Counting {
+    fn name(&self) -> &'static str {
+        "counting"
+    }
+    fn authorize(&self, input: &AuthzInput<'_>) -> Authorization {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.authorize(input)
+    }
+    fn reload(&self, policy: &Policy) -> Result<(), PolicyError> {
+        self.inner.reload(policy)
+    }
+}
+
+/// An engine that always fails with `err`, asynchronously.
+#[derive(Debug)]
+pub struct Failing(pub BackendError);
+
+impl Authorizer for Failing {
+    fn name(&self) -> &'static str {
+        "failing"
+    }
+    fn authorize(&self, _input: &AuthzInput<'_>) -> Authorization {
+        let e = self.0.clone();
+        Authorization::pending(async move { Err(e) })
+    }
+}
+
+pub fn counting(policy: &Policy) -> (Counting, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let engine = Counting {
+        inner: NativeAuthorizer::new(policy).unwrap(),
+        calls: calls.clone(),
+    };
+    (engine, calls)
+}
+
+pub async fn call(layer: &RbacLayer, req: Request<Body>) -> Response<Body> {
+    ServiceBuilder::new()
+        .layer(layer.clone())
+        .service_fn(ok_handler)
+        .oneshot(req)
+        .await
+        .unwrap()
+}
+
+pub fn with_log(mut req: Request<Body>) -> (Request<Body>, Decisions) {
+    let log = Decisions::new();
+    req.extensions_mut().insert(log.clone());
+    (req, log)
 }
 
 #[cfg(all(feature = "opa", feature = "rego"))]
