@@ -128,7 +128,7 @@ fn layer(c: &mut Criterion) {
     g.bench_function("bare", |b| {
         b.iter(|| rt.block_on(bare.oneshot(req())).unwrap())
     });
-    g.bench_function("native-no-cache", |b| {
+    g.bench_function("native", |b| {
         b.iter(|| rt.block_on(native.clone().oneshot(req())).unwrap())
     });
     g.bench_function("native-cached", |b| {

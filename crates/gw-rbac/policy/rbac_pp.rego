@@ -42,10 +42,9 @@ default is_admin := false
 
 is_admin if "admin" in input.jwt.roles
 
-deny_reason := "no recognised role" if count(known_roles) == 0
-
-deny_reason := sprintf("missing permission %s", [required]) if {
-	count(known_roles) > 0
+deny_reason := "no recognised role" if {
+	count(known_roles) == 0
+} else := sprintf("missing permission %s", [required]) if {
 	not allow
 }
 

@@ -70,7 +70,8 @@ pub struct RbacLayer {
 }
 
 impl RbacLayer {
-    /// A layer deciding with `engine`, mapping routes with `policy`'s overrides.
+    /// A layer deciding with `engine`, mapping routes with `policy`'s overrides, behind a
+    /// default [`DecisionCache`] (60 s, 10 000 entries).
     pub fn new(policy: &Policy, engine: impl Authorizer) -> Result<Self, PolicyError> {
         let mapper = RouteMapper::from_policy(policy)?;
         Ok(Self {
@@ -92,12 +93,13 @@ impl RbacLayer {
         })
     }
 
-    /// The native engine over `policy`.
+    /// The native engine over `policy`, without a decision cache: a native decision costs
+    /// less than a cache lookup. Add one with [`cache`](Self::cache) if you like.
     pub fn native(policy: &Policy) -> Result<Self, PolicyError> {
-        Self::new(policy, NativeAuthorizer::new(policy)?)
+        Ok(Self::new(policy, NativeAuthorizer::new(policy)?)?.no_cache())
     }
 
-    /// The native engine over the shipped policy ([`Policy::builtin`]).
+    /// The native engine over the shipped policy ([`Policy::builtin`]), without a cache.
     pub fn builtin() -> Self {
         Self::native(&Policy::builtin()).expect("the shipped policy is valid")
     }

@@ -88,7 +88,7 @@ fn viewer_may_delete(policy: &Policy) -> Policy {
 #[tokio::test]
 async fn reload_switches_policy_without_rebuilding_and_drops_cached_decisions() {
     let policy = Policy::builtin();
-    let layer = RbacLayer::builtin();
+    let layer = RbacLayer::builtin().cache(DecisionCache::default());
     let svc = ServiceBuilder::new()
         .layer(layer.clone())
         .service_fn(ok_handler);
@@ -105,6 +105,11 @@ async fn reload_switches_policy_without_rebuilding_and_drops_cached_decisions() 
         "agents:read before"
     );
 
+    assert_eq!(
+        handle.cache().unwrap().len(),
+        2,
+        "both decisions were cached"
+    );
     let rev = handle.revision();
     assert_eq!(handle.reload(&viewer_may_delete(&policy)).unwrap(), rev + 1);
     assert!(handle.cache().unwrap().is_empty());

@@ -10,8 +10,16 @@ use crate::hash::FnvBuild;
 use crate::policy::{Policy, PolicyError, split_permission};
 use crate::user::{Bits, Permissions};
 
-/// Resource -> [(action, permission index)].
-type PermIndex = HashMap<Box<str>, Vec<(Box<str>, usize)>, FnvBuild>;
+/// A declared permission: its action, bit index and prepared deny reason.
+#[derive(Debug)]
+struct Perm {
+    action: Box<str>,
+    index: usize,
+    deny_reason: Arc<str>,
+}
+
+/// Resource -> its permissions.
+type PermIndex = HashMap<Box<str>, Vec<Perm>, FnvBuild>;
 
 #[derive(Debug)]
 struct Tables {
@@ -19,6 +27,9 @@ struct Tables {
     names: Arc<[Arc<str>]>,
     /// Resource -> [(action, permission index)].
     perms: PermIndex,
+    /// Deny reason when the caller has no known role.
+    no_known_role: Arc<str>,
+    no_permissions: Permissions,
     /// Role -> (level, effective permission bits).
     roles: HashMap<Box<str>, (u8, Bits), FnvBuild>,
 }
@@ -37,7 +48,11 @@ impl Tables {
         for (i, name) in names.iter().enumerate() {
             let (r, a) = split_permission(name)
                 .ok_or_else(|| PolicyError::new(format!("bad permission {name:?}")))?;
-            perms.entry(r.into()).or_default().push((a.into(), i));
+            perms.entry(r.into()).or_default().push(Perm {
+                action: a.into(),
+                index: i,
+                deny_reason: Arc::from(format!("missing permission {name}")),
+            });
         }
         let roles = policy
             .roles
@@ -54,6 +69,8 @@ impl Tables {
         Ok(Self {
             names,
             perms,
+            no_known_role: Arc::from(NO_KNOWN_ROLE),
+            no_permissions: Permissions::empty(),
             roles,
         })
     }
@@ -91,25 +108,28 @@ impl NativeAuthorizer {
         let Some(role_level) = level else {
             return AuthzDecision {
                 allowed: false,
-                deny_reason: Some(Arc::from(NO_KNOWN_ROLE)),
+                deny_reason: Some(t.no_known_role.clone()),
                 role_level: None,
                 is_admin,
-                permissions: Permissions::empty(),
+                permissions: t.no_permissions.clone(),
             };
         };
-        let allowed = t
+        let perm = t
             .perms
             .get(input.resource)
-            .and_then(|actions| actions.iter().find(|(a, _)| **a == *input.action))
-            .is_some_and(|&(_, i)| bits[i / 64] >> (i % 64) & 1 == 1);
+            .and_then(|perms| perms.iter().find(|p| *p.action == *input.action));
+        let allowed = perm.is_some_and(|p| bits[p.index / 64] >> (p.index % 64) & 1 == 1);
         AuthzDecision {
             allowed,
-            deny_reason: (!allowed).then(|| {
-                Arc::from(format!(
+            deny_reason: match perm {
+                _ if allowed => None,
+                Some(p) => Some(p.deny_reason.clone()),
+                // Not a declared permission: nobody holds it.
+                None => Some(Arc::from(format!(
                     "missing permission {}:{}",
                     input.resource, input.action
-                ))
-            }),
+                ))),
+            },
             role_level: Some(role_level),
             is_admin,
             permissions: Permissions::from_bits(t.names.clone(), bits),
