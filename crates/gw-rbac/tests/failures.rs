@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use gw_core::{BackendError, FailMode, Outcome};
 use gw_rbac::{Policy, RbacLayer, UserInfo};
@@ -61,6 +59,8 @@ async fn fail_open_lets_the_request_through_without_user_info() {
 mod opa {
     use super::*;
     use gw_rbac::OpaAuthorizer;
+    #[cfg(feature = "rego")]
+    use std::time::Duration;
 
     fn dead_port() -> u16 {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
