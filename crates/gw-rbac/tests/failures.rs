@@ -128,3 +128,69 @@ mod opa {
         assert_eq!(cache.misses(), 3);
     }
 }
+
+/// Counts `metrics` counter increments by name.
+mod counted {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    type Counts = Arc<Mutex<HashMap<String, u64>>>;
+
+    #[derive(Default)]
+    pub struct CountingRecorder(pub Counts);
+
+    struct Ctr(String, Counts);
+
+    impl CounterFn for Ctr {
+        fn increment(&self, value: u64) {
+            *self.1.lock().unwrap().entry(self.0.clone()).or_default() += value;
+        }
+        fn absolute(&self, _value: u64) {}
+    }
+
+    impl Recorder for CountingRecorder {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(Arc::new(Ctr(key.name().to_owned(), self.0.clone())))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+}
+
+#[test]
+fn fail_open_and_fail_closed_are_counted() {
+    let recorder = counted::CountingRecorder::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let policy = Policy::builtin();
+    let down = || Failing(BackendError::unavailable("x", "down"));
+    let open = RbacLayer::new(&policy, down())
+        .unwrap()
+        .fail_mode(FailMode::Open);
+    let closed = RbacLayer::new(&policy, down()).unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        rt.block_on(async {
+            for _ in 0..3 {
+                let res = call(&open, request("GET", "/api/v1/agents", Some(&["viewer"]))).await;
+                assert_eq!(res.status(), StatusCode::OK);
+            }
+            let res = call(&closed, request("GET", "/api/v1/agents", Some(&["viewer"]))).await;
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        })
+    });
+    let counts = recorder.0.lock().unwrap();
+    assert_eq!(counts.get("gw_rbac_fail_open_total"), Some(&3));
+    assert_eq!(counts.get("gw_rbac_fail_closed_total"), Some(&1));
+}

@@ -21,9 +21,9 @@ mod rego;
 
 pub use native::NativeAuthorizer;
 #[cfg(feature = "opa")]
-pub use opa::OpaAuthorizer;
+pub use opa::{DEFAULT_OPA_PATH, DEFAULT_OPA_TIMEOUT, OpaAuthorizer};
 #[cfg(feature = "rego")]
-pub use rego::RegoAuthorizer;
+pub use rego::{DECISION_RULE, RegoAuthorizer};
 
 /// Deny reason when none of the caller's roles is known to the policy.
 pub const NO_KNOWN_ROLE: &str = "no recognised role";
