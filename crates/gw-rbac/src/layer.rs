@@ -154,7 +154,8 @@ impl RbacLayer {
         self
     }
 
-    /// Replaces the decision cache (default: 60 s TTL, 10 000 entries).
+    /// Replaces the decision cache (default: 60 s TTL, 10 000 entries). The cache lives
+    /// in the state shared with clones of this layer and their services.
     pub fn cache(self, cache: DecisionCache) -> Self {
         self.shared.cache.store(Some(Arc::new(cache)));
         self
