@@ -1,0 +1,243 @@
+//! What one policy evaluation produces, and how timeouts, fail modes, shadow mode and
+//! decision records are applied to it uniformly.
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use gw_core::{BackendError, Decision, Decisions, FailMode, TargetBackend};
+use gw_problem::{Problem, ProblemType};
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+
+use crate::config::PolicySettings;
+
+/// Name of this layer in decision records.
+pub(crate) const LAYER: &str = "policy";
+
+/// Extra headers, set on the response of an admitted request.
+pub(crate) type Headers = Vec<(HeaderName, HeaderValue)>;
+
+/// A rejection, rendered into a response of any body type at the end.
+#[derive(Debug)]
+pub(crate) struct Rejection {
+    pub status: StatusCode,
+    pub headers: Headers,
+    /// The problem; its JSON is the body unless `empty_body`.
+    pub problem: Problem,
+    pub empty_body: bool,
+}
+
+impl Rejection {
+    /// A problem response for the request described by `parts`.
+    pub fn problem(problem: Problem, parts: &Parts) -> Self {
+        let problem = problem
+            .with_extensions(&parts.extensions)
+            .instance(parts.uri.path());
+        Self {
+            status: problem.status(),
+            headers: Vec::new(),
+            problem,
+            empty_body: false,
+        }
+    }
+
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn into_response<B: From<Bytes>>(self) -> Response<B> {
+        let mut res = if self.empty_body {
+            let mut res = Response::new(B::from(Bytes::new()));
+            res.extensions_mut().insert(self.problem);
+            res
+        } else {
+            self.problem.into_response()
+        };
+        *res.status_mut() = self.status;
+        for (name, value) in self.headers {
+            res.headers_mut().insert(name, value);
+        }
+        res
+    }
+}
+
+/// What a policy decided before shadow mode and fail modes are applied.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    Skip,
+    Allow,
+    Deny(Box<Rejection>),
+}
+
+/// A consumed approval, kept so it can be restored if another policy rejects.
+#[derive(Debug)]
+pub(crate) struct ConsumedApproval {
+    pub token: String,
+    pub action: std::sync::Arc<str>,
+    pub resource: String,
+    pub user_id: String,
+    pub expires_at: SystemTime,
+}
+
+/// Side effects of an admitted evaluation.
+#[derive(Debug, Default)]
+pub(crate) struct Effects {
+    /// Response headers (RateLimit).
+    pub headers: Headers,
+    /// Where to route the request.
+    pub target: Option<TargetBackend>,
+    /// A usage key counted by the trial policy.
+    pub acquired: Option<String>,
+    /// An approval used up by the governor policy.
+    pub approval: Option<ConsumedApproval>,
+}
+
+/// The result of evaluating one policy.
+#[derive(Debug)]
+pub(crate) struct PolicyResult {
+    pub verdict: Verdict,
+    pub reason: &'static str,
+    pub effects: Effects,
+}
+
+impl PolicyResult {
+    pub fn skip(reason: &'static str) -> Self {
+        Self {
+            verdict: Verdict::Skip,
+            reason,
+            effects: Effects::default(),
+        }
+    }
+
+    pub fn allow(reason: &'static str, effects: Effects) -> Self {
+        Self {
+            verdict: Verdict::Allow,
+            reason,
+            effects,
+        }
+    }
+
+    pub fn deny(reason: &'static str, rejection: Rejection) -> Self {
+        Self {
+            verdict: Verdict::Deny(Box::new(rejection)),
+            reason,
+            effects: Effects::default(),
+        }
+    }
+}
+
+/// A policy's final, enforced result.
+#[derive(Debug, Default)]
+pub(crate) struct Evaluated {
+    pub effects: Effects,
+    pub rejection: Option<Box<Rejection>>,
+}
+
+/// Records that `policy` was switched off by its feature flag.
+pub(crate) fn disabled(policy: &'static str, parts: &Parts, started: Instant) -> Evaluated {
+    Decisions::record(
+        &parts.extensions,
+        Decision::new(LAYER, policy, gw_core::Outcome::Skip, started.elapsed()).reason("disabled"),
+    );
+    Evaluated::default()
+}
+
+/// Runs one policy under its timeout, records the decision, and applies shadow mode and
+/// the fail mode.
+pub(crate) async fn guarded<F>(
+    policy: &'static str,
+    settings: PolicySettings,
+    parts: &Parts,
+    started: Instant,
+    fut: F,
+) -> Evaluated
+where
+    F: Future<Output = Result<PolicyResult, BackendError>>,
+{
+    use gw_core::Outcome;
+
+    let mut fut = pin!(fut);
+    // In-memory backends answer on the first poll: no timer for them.
+    let first = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    let result = match first {
+        Poll::Ready(r) => r,
+        Poll::Pending => match tokio::time::timeout(settings.timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(BackendError::timeout(
+                "policy",
+                format_args!("{policy} did not decide within {:?}", settings.timeout),
+            )),
+        },
+    };
+    let latency = started.elapsed();
+    let record = |outcome, reason: &'static str| {
+        Decisions::record(
+            &parts.extensions,
+            Decision::new(LAYER, policy, outcome, latency).reason(reason),
+        );
+    };
+    match result {
+        Ok(PolicyResult {
+            verdict,
+            reason,
+            effects,
+        }) => match verdict {
+            Verdict::Skip => {
+                record(Outcome::Skip, reason);
+                Evaluated::default()
+            }
+            Verdict::Allow => {
+                record(Outcome::Allow, reason);
+                Evaluated {
+                    effects,
+                    rejection: None,
+                }
+            }
+            Verdict::Deny(_) if settings.shadow => {
+                record(Outcome::ShadowDeny, reason);
+                metrics::counter!("gw_policy_shadow_deny_total", "policy" => policy, "reason" => reason)
+                    .increment(1);
+                tracing::info!(policy, reason, "policy would deny (shadow mode)");
+                Evaluated::default()
+            }
+            Verdict::Deny(rejection) => {
+                record(Outcome::Deny, reason);
+                metrics::counter!("gw_policy_deny_total", "policy" => policy, "reason" => reason)
+                    .increment(1);
+                Evaluated {
+                    effects: Effects::default(),
+                    rejection: Some(rejection),
+                }
+            }
+        },
+        Err(err) => {
+            let reason = if err.kind == gw_core::BackendErrorKind::Timeout {
+                "timeout"
+            } else {
+                "backend-unavailable"
+            };
+            if settings.fail_mode == FailMode::Open || settings.shadow {
+                record(Outcome::FailOpen, reason);
+                metrics::counter!("gw_policy_fail_open_total", "policy" => policy).increment(1);
+                tracing::warn!(policy, error = %err, "policy failed open");
+                Evaluated::default()
+            } else {
+                record(Outcome::FailClosed, reason);
+                metrics::counter!("gw_policy_fail_closed_total", "policy" => policy).increment(1);
+                tracing::error!(policy, error = %err, "policy failed closed");
+                let problem = Problem::new(ProblemType::SERVICE_UNAVAILABLE)
+                    .code("policy-unavailable")
+                    .detail("A policy this request depends on could not be evaluated; retry later.")
+                    .with("policy", policy);
+                Evaluated {
+                    effects: Effects::default(),
+                    rejection: Some(Box::new(Rejection::problem(problem, parts))),
+                }
+            }
+        }
+    }
+}

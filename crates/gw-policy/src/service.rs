@@ -1,0 +1,178 @@
+//! [`Policy`]: the service that evaluates the three policies concurrently.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use gw_core::{TargetBackend, normalize_path};
+use gw_problem::Problem;
+use http::request::Parts;
+use http::{HeaderValue, Request, Response};
+use tower_service::Service;
+
+use crate::config::{FLAG_GOVERNOR_APPROVAL, FLAG_SANDBOX_ROUTING, FLAG_TRIAL_MODE};
+use crate::eval::{Effects, Headers, Rejection, disabled, guarded};
+use crate::future::ResponseFuture;
+use crate::layer::PolicyLayer;
+use crate::store::ApprovalBinding;
+use crate::{governor, sandbox, trial};
+
+/// Middleware that applies trial mode, governor approval and sandbox routing; built by
+/// [`PolicyLayer`].
+#[derive(Debug, Clone)]
+pub struct Policy<S> {
+    inner: S,
+    config: Arc<PolicyLayer>,
+}
+
+impl<S> Policy<S> {
+    pub(crate) fn new(inner: S, config: Arc<PolicyLayer>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for Policy<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+    ReqB: Send + 'static,
+    ResB: From<Bytes>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        let eval = Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let outcome = evaluate(&config, &mut parts).await;
+            (Request::from_parts(parts, body), outcome)
+        });
+        ResponseFuture::new(eval, inner)
+    }
+}
+
+/// Evaluates the enabled policies concurrently; on admission applies their effects to the
+/// request and returns the headers for the response.
+pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Headers, Rejection> {
+    let path = match normalize_path(parts.uri.path()) {
+        Ok(path) => path,
+        Err(e) => return Err(Rejection::problem(Problem::from(e), parts)),
+    };
+    let now = cfg.clock.now();
+    let started = Instant::now();
+    let shared: &Parts = parts;
+    let flags = &cfg.flags;
+
+    let trial_on = flags.is_enabled(FLAG_TRIAL_MODE, true);
+    let governor_on = flags.is_enabled(FLAG_GOVERNOR_APPROVAL, true);
+    let sandbox_on = flags.is_enabled(FLAG_SANDBOX_ROUTING, true);
+
+    let (t, g, s) = futures_util::future::join3(
+        async {
+            if !trial_on {
+                return disabled("trial_mode", shared, started);
+            }
+            let fut = trial::evaluate(&cfg.trial, shared, &path, now);
+            guarded("trial_mode", cfg.trial.settings, shared, started, fut).await
+        },
+        async {
+            if !governor_on {
+                return disabled("governor_approval", shared, started);
+            }
+            let fut = governor::evaluate(&cfg.governor, shared, &path, now);
+            guarded(
+                "governor_approval",
+                cfg.governor.settings,
+                shared,
+                started,
+                fut,
+            )
+            .await
+        },
+        async {
+            if !sandbox_on {
+                return disabled("sandbox_routing", shared, started);
+            }
+            let fut = async { sandbox::evaluate(&cfg.sandbox, shared) };
+            guarded(
+                "sandbox_routing",
+                cfg.sandbox.settings,
+                shared,
+                started,
+                fut,
+            )
+            .await
+        },
+    )
+    .await;
+
+    if let Some(rejection) = t.rejection.or(g.rejection) {
+        compensate(cfg, &t.effects, &g.effects, now).await;
+        return Err(*rejection);
+    }
+
+    let mut headers = t.effects.headers;
+    if sandbox_on {
+        // Routing is the gateway's call: never forward a client's own choice.
+        parts.headers.remove(&TargetBackend::HEADER);
+    }
+    if let Some(target) = s.effects.target {
+        let value = HeaderValue::from_static(target.as_str());
+        parts.extensions.insert(target);
+        parts.headers.insert(TargetBackend::HEADER, value.clone());
+        headers.push((TargetBackend::HEADER, value));
+    }
+    Ok(headers)
+}
+
+/// Undoes what admitted policies used up when another one rejected the request: the
+/// counted task and the consumed approval. Failures are logged; the rejection stands.
+async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: std::time::SystemTime) {
+    if let Some(key) = &t.acquired {
+        let release = cfg.trial.store.release(key);
+        match tokio::time::timeout(cfg.trial.settings.timeout, release).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not release a trial task"),
+            Err(_) => tracing::warn!("timed out releasing a trial task"),
+        }
+    }
+    if let Some(a) = &g.approval {
+        let binding = ApprovalBinding {
+            action: &a.action,
+            resource: &a.resource,
+            user_id: &a.user_id,
+        };
+        let restore = cfg
+            .governor
+            .store
+            .restore(&a.token, binding, a.expires_at, now);
+        match tokio::time::timeout(cfg.governor.settings.timeout, restore).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not restore an approval"),
+            Err(_) => tracing::warn!("timed out restoring an approval"),
+        }
+    }
+}
