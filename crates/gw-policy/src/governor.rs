@@ -294,9 +294,12 @@ pub(crate) async fn evaluate(
     if let Ok(v) = HeaderValue::from_str(action) {
         rejection = rejection.header(ACTION_HEADER.clone(), v);
     }
-    // A governor id with characters a header cannot carry is left to the Location URL.
-    if let Ok(v) = HeaderValue::from_str(governor_id) {
-        rejection = rejection.header(AGENT_ID_HEADER.clone(), v);
+    // Only a plain visible-ASCII id goes into a header; anything else (or an empty id)
+    // is left to the percent-encoded Location URL.
+    if !governor_id.is_empty() && governor_id.bytes().all(|b| b.is_ascii_graphic()) {
+        if let Ok(v) = HeaderValue::from_str(governor_id) {
+            rejection = rejection.header(AGENT_ID_HEADER.clone(), v);
+        }
     }
     Ok(PolicyResult::deny(decision.reason(), rejection))
 }
