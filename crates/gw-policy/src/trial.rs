@@ -33,6 +33,8 @@ pub struct TrialConfig {
     pub(crate) utc_offset_secs: i32,
     pub(crate) upgrade_url: Arc<str>,
     pub(crate) quota_name: Arc<str>,
+    /// `RateLimit-Policy` value, rebuilt when the limit or the name changes.
+    pub(crate) policy_header: HeaderValue,
     pub(crate) store: Arc<dyn UsageStore>,
     pub(crate) settings: PolicySettings,
 }
@@ -55,6 +57,7 @@ impl TrialConfig {
             utc_offset_secs: 0,
             upgrade_url: "/upgrade".into(),
             quota_name: "trial".into(),
+            policy_header: policy_header("trial", DEFAULT_TRIAL_LIMIT),
             store: Arc::new(MemoryUsageStore::new()),
             settings: PolicySettings::new(),
         }
@@ -63,6 +66,7 @@ impl TrialConfig {
     /// Sets the daily task limit.
     pub fn limit(mut self, limit: u64) -> Self {
         self.limit = limit;
+        self.policy_header = policy_header(&self.quota_name, limit);
         self
     }
 
@@ -90,8 +94,16 @@ impl TrialConfig {
     }
 
     /// Sets the quota policy name in the `RateLimit` headers (default `trial`).
-    pub fn quota_name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.quota_name = name.into();
+    /// Characters a structured-field string cannot hold (`"`, `\`, non-printable ASCII)
+    /// are dropped.
+    pub fn quota_name(mut self, name: impl AsRef<str>) -> Self {
+        let clean: String = name
+            .as_ref()
+            .chars()
+            .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
+            .collect();
+        self.quota_name = clean.into();
+        self.policy_header = policy_header(&self.quota_name, self.limit);
         self
     }
 
@@ -119,7 +131,12 @@ impl TrialConfig {
 
     /// The store key of `user_id` on `day`: `{user_id}:{day}`.
     fn key(user_id: &str, day: i64) -> String {
-        format!("{user_id}:{day}")
+        use std::fmt::Write as _;
+        let mut key = String::with_capacity(user_id.len() + 8);
+        key.push_str(user_id);
+        key.push(':');
+        let _ = write!(key, "{day}");
+        key
     }
 }
 
@@ -198,22 +215,24 @@ fn header_value(s: String) -> HeaderValue {
     HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-/// `RateLimit-Policy: "trial";q=10;w=86400` and `RateLimit: "trial";r=3;t=3600`.
+/// `RateLimit-Policy: "trial";q=10;w=86400`.
+fn policy_header(name: &str, limit: u64) -> HeaderValue {
+    header_value(format!("\"{name}\";q={limit};w=86400"))
+}
+
+/// `RateLimit-Policy: "trial";q=10;w=86400` and `RateLimit: "trial";r=3;t=3600`, with
+/// room for the routing header that may follow.
 fn ratelimit_headers(cfg: &TrialConfig, remaining: u64, window: &DayWindow) -> Headers {
-    let name = &cfg.quota_name;
-    vec![
-        (
-            RATELIMIT_POLICY.clone(),
-            header_value(format!("\"{name}\";q={};w=86400", cfg.limit)),
-        ),
-        (
-            RATELIMIT.clone(),
-            header_value(format!(
-                "\"{name}\";r={remaining};t={}",
-                window.seconds_left
-            )),
-        ),
-    ]
+    let mut headers = Vec::with_capacity(3);
+    headers.push((RATELIMIT_POLICY.clone(), cfg.policy_header.clone()));
+    headers.push((
+        RATELIMIT.clone(),
+        header_value(format!(
+            "\"{}\";r={remaining};t={}",
+            cfg.quota_name, window.seconds_left
+        )),
+    ));
+    headers
 }
 
 /// Evaluates the trial policy for one request.
@@ -324,5 +343,12 @@ mod tests {
         assert_eq!(decide(&input(true, None, true, 1)), Admit { remaining: 0 });
         assert_eq!(decide(&input(true, None, true, 2)), LimitExceeded);
         assert!(!LimitExceeded.allows() && NotATask.allows());
+    }
+
+    #[test]
+    fn policy_header_follows_limit_and_sanitized_name() {
+        let cfg = TrialConfig::new().quota_name("a\"b\\c\n").limit(5);
+        assert_eq!(cfg.policy_header, "\"abc\";q=5;w=86400");
+        assert_eq!(TrialConfig::key("u:1", -3), "u:1:-3");
     }
 }
