@@ -146,6 +146,16 @@ pub(crate) fn disabled(policy: &'static str, parts: &Parts, started: Instant) ->
     Evaluated::default()
 }
 
+/// Runs `fut` for at most `timeout`; `None` when it took longer. A future that is ready
+/// on its first poll (every in-memory backend) never starts a timer.
+pub(crate) async fn within<F: Future>(timeout: std::time::Duration, fut: F) -> Option<F::Output> {
+    let mut fut = pin!(fut);
+    match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => tokio::time::timeout(timeout, fut).await.ok(),
+    }
+}
+
 /// Runs one policy under its timeout, records the decision, and applies shadow mode and
 /// the fail mode.
 pub(crate) async fn guarded<F>(
@@ -160,18 +170,12 @@ where
 {
     use gw_core::Outcome;
 
-    let mut fut = pin!(fut);
-    // In-memory backends answer on the first poll: no timer for them.
-    let first = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
-    let result = match first {
-        Poll::Ready(r) => r,
-        Poll::Pending => match tokio::time::timeout(settings.timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(BackendError::timeout(
-                "policy",
-                format_args!("{policy} did not decide within {:?}", settings.timeout),
-            )),
-        },
+    let result = match within(settings.timeout, fut).await {
+        Some(r) => r,
+        None => Err(BackendError::timeout(
+            "policy",
+            format_args!("{policy} did not decide within {:?}", settings.timeout),
+        )),
     };
     let latency = started.elapsed();
     let record = |outcome, reason: &'static str| {

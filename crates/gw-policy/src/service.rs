@@ -12,7 +12,7 @@ use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
 use crate::config::{FLAG_GOVERNOR_APPROVAL, FLAG_SANDBOX_ROUTING, FLAG_TRIAL_MODE};
-use crate::eval::{Effects, Headers, Rejection, disabled, guarded};
+use crate::eval::{Effects, Headers, Rejection, disabled, guarded, within};
 use crate::future::ResponseFuture;
 use crate::layer::PolicyLayer;
 use crate::store::ApprovalBinding;
@@ -153,10 +153,10 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
 async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: std::time::SystemTime) {
     if let Some(key) = &t.acquired {
         let release = cfg.trial.store.release(key);
-        match tokio::time::timeout(cfg.trial.settings.timeout, release).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not release a trial task"),
-            Err(_) => tracing::warn!("timed out releasing a trial task"),
+        match within(cfg.trial.settings.timeout, release).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "could not release a trial task"),
+            None => tracing::warn!("timed out releasing a trial task"),
         }
     }
     if let Some(a) = &g.approval {
@@ -169,10 +169,10 @@ async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: std::time:
             .governor
             .store
             .restore(&a.token, binding, a.expires_at, now);
-        match tokio::time::timeout(cfg.governor.settings.timeout, restore).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not restore an approval"),
-            Err(_) => tracing::warn!("timed out restoring an approval"),
+        match within(cfg.governor.settings.timeout, restore).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "could not restore an approval"),
+            None => tracing::warn!("timed out restoring an approval"),
         }
     }
 }

@@ -341,3 +341,22 @@ async fn ambiguous_paths_are_refused() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json()["code"], "ambiguous-path");
 }
+
+#[test]
+fn in_memory_policies_need_no_timer() {
+    // A runtime without the time driver: the in-memory path must never start a timer,
+    // on admission or on rejection (with compensation).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let svc = service(PolicyLayer::new().trial(TrialConfig::new().limit(1)));
+        let task = call(Method::POST, "/api/v1/tasks", Some(trial_user("u1")));
+        assert_eq!(task.send(&svc).await.status, StatusCode::OK);
+        assert_eq!(task.send(&svc).await.status, StatusCode::TOO_MANY_REQUESTS);
+        let r = call(Method::DELETE, "/api/v1/agents/1", Some(trial_user("u2")))
+            .send(&svc)
+            .await;
+        assert_eq!(r.status, StatusCode::TEMPORARY_REDIRECT);
+    });
+}
