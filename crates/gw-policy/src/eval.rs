@@ -2,7 +2,7 @@
 //! decision records are applied to it uniformly.
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Instant, SystemTime};
 
@@ -93,7 +93,7 @@ pub(crate) struct Effects {
     /// A usage key counted by the trial policy.
     pub acquired: Option<String>,
     /// An approval used up by the governor policy.
-    pub approval: Option<ConsumedApproval>,
+    pub approval: Option<Box<ConsumedApproval>>,
 }
 
 /// The result of evaluating one policy.
@@ -148,29 +148,37 @@ pub(crate) fn disabled(policy: &'static str, parts: &Parts, started: Instant) ->
 
 /// Runs `fut` for at most `timeout`; `None` when it took longer. A future that is ready
 /// on its first poll (every in-memory backend) never starts a timer.
-pub(crate) async fn within<F: Future>(timeout: std::time::Duration, fut: F) -> Option<F::Output> {
-    let mut fut = pin!(fut);
+pub(crate) async fn within<F: Future>(
+    timeout: std::time::Duration,
+    mut fut: Pin<&mut F>,
+) -> Option<F::Output> {
     match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
         Poll::Ready(out) => Some(out),
-        Poll::Pending => tokio::time::timeout(timeout, fut).await.ok(),
+        // Boxed: keeps the timer out of every request's future state.
+        Poll::Pending => Box::pin(tokio::time::timeout(timeout, fut)).await.ok(),
     }
 }
 
-/// Runs one policy under its timeout, records the decision, and applies shadow mode and
-/// the fail mode.
-pub(crate) async fn guarded<F>(
+/// Runs one policy under its timeout; `None` when it timed out.
+pub(crate) async fn timed<F>(settings: PolicySettings, fut: Pin<&mut F>) -> Option<F::Output>
+where
+    F: Future<Output = Result<PolicyResult, BackendError>>,
+{
+    within(settings.timeout, fut).await
+}
+
+/// Records the decision of one policy (its result, or `None` for a timeout) and applies
+/// shadow mode and the fail mode.
+pub(crate) fn settle(
     policy: &'static str,
     settings: PolicySettings,
     parts: &Parts,
     started: Instant,
-    fut: F,
-) -> Evaluated
-where
-    F: Future<Output = Result<PolicyResult, BackendError>>,
-{
+    result: Option<Result<PolicyResult, BackendError>>,
+) -> Evaluated {
     use gw_core::Outcome;
 
-    let result = match within(settings.timeout, fut).await {
+    let result = match result {
         Some(r) => r,
         None => Err(BackendError::timeout(
             "policy",

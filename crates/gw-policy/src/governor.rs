@@ -251,13 +251,13 @@ pub(crate) async fn evaluate(
             let token = token.trim();
             match cfg.store.consume(token, binding, now).await? {
                 ApprovalCheck::Approved { expires_at } => {
-                    effects.approval = Some(ConsumedApproval {
+                    effects.approval = Some(Box::new(ConsumedApproval {
                         token: token.to_owned(),
                         action: action.clone(),
                         resource: path.to_owned(),
                         user_id: user_id.to_owned(),
                         expires_at,
-                    });
+                    }));
                     ApprovalState::Valid
                 }
                 ApprovalCheck::Invalid => ApprovalState::Invalid,

@@ -1,5 +1,6 @@
 //! [`Policy`]: the service that evaluates the three policies concurrently.
 
+use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -12,7 +13,7 @@ use http::{HeaderValue, Request, Response};
 use tower_service::Service;
 
 use crate::config::{FLAG_GOVERNOR_APPROVAL, FLAG_SANDBOX_ROUTING, FLAG_TRIAL_MODE};
-use crate::eval::{Effects, Headers, Rejection, disabled, guarded, within};
+use crate::eval::{Effects, Headers, Rejection, disabled, settle, timed, within};
 use crate::future::ResponseFuture;
 use crate::layer::PolicyLayer;
 use crate::store::ApprovalBinding;
@@ -95,36 +96,33 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
             if !trial_on {
                 return disabled("trial_mode", shared, started);
             }
-            let fut = trial::evaluate(&cfg.trial, shared, &path, now);
-            guarded("trial_mode", cfg.trial.settings, shared, started, fut).await
+            let settings = cfg.trial.settings;
+            let fut = pin!(trial::evaluate(&cfg.trial, shared, &path, now));
+            let result = timed(settings, fut).await;
+            settle("trial_mode", settings, shared, started, result)
         },
         async {
             if !governor_on {
                 return disabled("governor_approval", shared, started);
             }
-            let fut = governor::evaluate(&cfg.governor, shared, &path, now);
-            guarded(
-                "governor_approval",
-                cfg.governor.settings,
-                shared,
-                started,
-                fut,
-            )
-            .await
+            let settings = cfg.governor.settings;
+            let fut = pin!(governor::evaluate(&cfg.governor, shared, &path, now));
+            let result = timed(settings, fut).await;
+            settle("governor_approval", settings, shared, started, result)
         },
         async {
             if !sandbox_on {
                 return disabled("sandbox_routing", shared, started);
             }
-            let fut = async { sandbox::evaluate(&cfg.sandbox, shared) };
-            guarded(
+            // Pure and synchronous: nothing to time out.
+            let result = Some(sandbox::evaluate(&cfg.sandbox, shared));
+            settle(
                 "sandbox_routing",
                 cfg.sandbox.settings,
                 shared,
                 started,
-                fut,
+                result,
             )
-            .await
         },
     )
     .await;
@@ -152,7 +150,7 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
 /// counted task and the consumed approval. Failures are logged; the rejection stands.
 async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: std::time::SystemTime) {
     if let Some(key) = &t.acquired {
-        let release = cfg.trial.store.release(key);
+        let release = pin!(cfg.trial.store.release(key));
         match within(cfg.trial.settings.timeout, release).await {
             Some(Ok(())) => {}
             Some(Err(e)) => tracing::warn!(error = %e, "could not release a trial task"),
@@ -165,10 +163,8 @@ async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: std::time:
             resource: &a.resource,
             user_id: &a.user_id,
         };
-        let restore = cfg
-            .governor
-            .store
-            .restore(&a.token, binding, a.expires_at, now);
+        let store = &cfg.governor.store;
+        let restore = pin!(store.restore(&a.token, binding, a.expires_at, now));
         match within(cfg.governor.settings.timeout, restore).await {
             Some(Ok(())) => {}
             Some(Err(e)) => tracing::warn!(error = %e, "could not restore an approval"),
