@@ -30,6 +30,7 @@ pin_project! {
     enum State<S, ReqB, F> {
         Evaluating { eval: EvalFuture<ReqB>, inner: Option<S> },
         Calling { #[pin] fut: F, headers: Headers },
+        Rejected { rejection: Option<Box<Rejection>> },
     }
 }
 
@@ -37,11 +38,25 @@ impl<S, ReqB> ResponseFuture<S, ReqB>
 where
     S: Service<Request<ReqB>>,
 {
-    pub(crate) fn new(eval: EvalFuture<ReqB>, inner: S) -> Self {
+    pub(crate) fn evaluating(eval: EvalFuture<ReqB>, inner: S) -> Self {
         Self {
             state: State::Evaluating {
                 eval,
                 inner: Some(inner),
+            },
+        }
+    }
+
+    pub(crate) fn calling(fut: S::Future, headers: Headers) -> Self {
+        Self {
+            state: State::Calling { fut, headers },
+        }
+    }
+
+    pub(crate) fn rejected(rejection: Rejection) -> Self {
+        Self {
+            state: State::Rejected {
+                rejection: Some(Box::new(rejection)),
             },
         }
     }
@@ -84,6 +99,10 @@ where
                         res.headers_mut().insert(name, value);
                     }
                     return Poll::Ready(Ok(res));
+                }
+                StateProj::Rejected { rejection } => {
+                    let rejection = rejection.take().expect("polled after completion");
+                    return Poll::Ready(Ok(rejection.into_response()));
                 }
             }
         }

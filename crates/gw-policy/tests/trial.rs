@@ -360,3 +360,52 @@ fn in_memory_policies_need_no_timer() {
         assert_eq!(r.status, StatusCode::TEMPORARY_REDIRECT);
     });
 }
+
+/// The in-memory store, but not declared local: forces the boxed, asynchronous path.
+#[derive(Debug, Default)]
+struct NotLocal(MemoryUsageStore);
+
+impl UsageStore for NotLocal {
+    fn acquire<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u64,
+        reset_at: SystemTime,
+    ) -> BoxFuture<'a, Result<Usage, BackendError>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            self.0.acquire(key, limit, reset_at).await
+        })
+    }
+
+    fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        self.0.release(key)
+    }
+}
+
+#[tokio::test]
+async fn the_asynchronous_path_decides_the_same() {
+    let clock = ManualClock::at_unix(T0);
+    let store = Arc::new(NotLocal::default());
+    let svc = service(layer(
+        &clock,
+        TrialConfig::new().limit(2).shared_store(store.clone()),
+    ));
+    let user = Some(trial_user("u1"));
+    let task = call(Method::POST, "/api/v1/tasks", user.clone());
+    let r = task.send(&svc).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("ratelimit"), Some("\"trial\";r=1;t=6400"));
+    assert_eq!(r.header("x-target-backend"), Some("sandbox"));
+    assert_eq!(r.header("x-seen-target"), Some("sandbox"));
+    // A governor rejection gives the counted task back.
+    let r = call(Method::DELETE, "/api/v1/agents/1", user)
+        .send(&svc)
+        .await;
+    assert_eq!(r.status, StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(store.0.count(&format!("u1:{}", T0 / 86_400)), 1);
+    assert_eq!(task.send(&svc).await.status, StatusCode::OK);
+    let r = task.send(&svc).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.json()["task_count"], 2);
+}

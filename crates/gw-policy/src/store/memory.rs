@@ -87,6 +87,10 @@ impl UsageStore for MemoryUsageStore {
         }
         Box::pin(std::future::ready(Ok(())))
     }
+
+    fn is_local(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug)]
@@ -185,6 +189,10 @@ impl ApprovalStore for MemoryApprovalStore {
             self.insert(token, binding, expires_at, now);
         }
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn is_local(&self) -> bool {
+        true
     }
 }
 

@@ -41,6 +41,13 @@ pub trait UsageStore: Send + Sync + Debug + 'static {
     /// Gives back one admitted task of `key` (used when another policy rejected the
     /// request after this one counted it). Never goes below zero.
     fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// Whether every future this store returns is ready on its first poll (an in-process
+    /// store). When all stores of a layer are local, the layer evaluates inside `call`
+    /// without boxing a future. Default `false`; only say `true` if it always holds.
+    fn is_local(&self) -> bool {
+        false
+    }
 }
 
 /// What an approval is bound to: the action, the resource (the normalized request path)
@@ -112,6 +119,12 @@ pub trait ApprovalStore: Send + Sync + Debug + 'static {
         expires_at: SystemTime,
         now: SystemTime,
     ) -> BoxFuture<'a, Result<(), BackendError>>;
+
+    /// Whether every future this store returns is ready on its first poll; see
+    /// [`UsageStore::is_local`].
+    fn is_local(&self) -> bool {
+        false
+    }
 }
 
 /// A new random approval token: 32 bytes from the OS-seeded CSPRNG, base64url.
