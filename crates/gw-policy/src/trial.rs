@@ -131,11 +131,13 @@ impl TrialConfig {
 
     /// The store key of `user_id` on `day`: `{user_id}:{day}`.
     fn key(user_id: &str, day: i64) -> String {
-        use std::fmt::Write as _;
         let mut key = String::with_capacity(user_id.len() + 8);
         key.push_str(user_id);
         key.push(':');
-        let _ = write!(key, "{day}");
+        if day < 0 {
+            key.push('-');
+        }
+        push_u64(&mut key, day.unsigned_abs());
         key
     }
 }
@@ -211,6 +213,23 @@ pub fn decide(input: &TrialInput) -> TrialDecision {
     }
 }
 
+/// Appends `n` in decimal (the hot path avoids the `fmt` machinery).
+fn push_u64(s: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        s.push(char::from(b));
+    }
+}
+
 fn header_value(s: String) -> HeaderValue {
     HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
@@ -227,10 +246,16 @@ fn ratelimit_headers(cfg: &TrialConfig, remaining: u64, window: &DayWindow) -> H
     headers.push((RATELIMIT_POLICY.clone(), cfg.policy_header.clone()));
     headers.push((
         RATELIMIT.clone(),
-        header_value(format!(
-            "\"{}\";r={remaining};t={}",
-            cfg.quota_name, window.seconds_left
-        )),
+        header_value({
+            let mut v = String::with_capacity(cfg.quota_name.len() + 32);
+            v.push('"');
+            v.push_str(&cfg.quota_name);
+            v.push_str("\";r=");
+            push_u64(&mut v, remaining);
+            v.push_str(";t=");
+            push_u64(&mut v, window.seconds_left);
+            v
+        }),
     ));
     headers
 }
@@ -350,5 +375,12 @@ mod tests {
         let cfg = TrialConfig::new().quota_name("a\"b\\c\n").limit(5);
         assert_eq!(cfg.policy_header, "\"abc\";q=5;w=86400");
         assert_eq!(TrialConfig::key("u:1", -3), "u:1:-3");
+        assert_eq!(TrialConfig::key("u", 19_675), "u:19675");
+        let mut s = String::new();
+        for n in [0, 7, 10, 86_400, u64::MAX] {
+            s.clear();
+            push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
     }
 }
