@@ -298,7 +298,14 @@ pub(crate) async fn evaluate(
         }
         TrialDecision::Admit { .. } | TrialDecision::LimitExceeded => {}
     }
-    let user_id = principal.map_or("", |p| p.user_id.as_str());
+    // Counted per user; a principal without a user id is counted by its subject.
+    let user_id = principal.map_or("", |p| {
+        if p.user_id.is_empty() {
+            p.sub.as_str()
+        } else {
+            p.user_id.as_str()
+        }
+    });
     let window = DayWindow::at(now, cfg.utc_offset_secs);
     let key = TrialConfig::key(user_id, window.day);
     let usage = cfg

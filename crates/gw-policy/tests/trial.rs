@@ -324,3 +324,25 @@ async fn the_asynchronous_path_decides_the_same() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.json()["task_count"], 2);
 }
+
+#[tokio::test]
+async fn users_are_counted_separately_and_by_subject_without_a_user_id() {
+    let clock = ManualClock::at_unix(T0);
+    let store = Arc::new(MemoryUsageStore::new());
+    let svc = service(layer(
+        &clock,
+        TrialConfig::new().limit(1).shared_store(store.clone()),
+    ));
+    let mut anonymous = trial_user("");
+    anonymous.sub = "sub-9".into();
+    for p in [trial_user("a"), trial_user("b"), anonymous] {
+        let r = call(Method::POST, "/api/v1/tasks", Some(p))
+            .send(&svc)
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let day = T0 / 86_400;
+    for key in ["a", "b", "sub-9"] {
+        assert_eq!(store.count(&format!("{key}:{day}")), 1, "{key}");
+    }
+}
