@@ -4,13 +4,13 @@
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use gw_core::{BackendError, Decision, Decisions, FailMode, TargetBackend};
 use gw_problem::{Problem, ProblemType};
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{Extensions, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::config::PolicySettings;
 
@@ -130,50 +130,78 @@ impl PolicyResult {
     }
 }
 
-/// A policy's final, enforced result.
+/// A policy's final, enforced result, and the decision to record for it.
 #[derive(Debug, Default)]
 pub(crate) struct Evaluated {
     pub effects: Effects,
     pub rejection: Option<Box<Rejection>>,
+    /// The decision; recorded by the caller once all policies are done.
+    pub decision: Option<Decision>,
+    /// Whether `decision.latency` was measured (the policy had to wait); otherwise the
+    /// caller sets it to the time all policies took.
+    pub measured: bool,
 }
 
-/// Records that `policy` was switched off by its feature flag.
-pub(crate) fn disabled(policy: &'static str, parts: &Parts, started: Instant) -> Evaluated {
-    Decisions::record(
-        &parts.extensions,
-        Decision::new(LAYER, policy, gw_core::Outcome::Skip, started.elapsed()).reason("disabled"),
-    );
-    Evaluated::default()
-}
-
-/// Runs `fut` for at most `timeout`; `None` when it took longer. A future that is ready
-/// on its first poll (every in-memory backend) never starts a timer.
-pub(crate) async fn within<F: Future>(
-    timeout: std::time::Duration,
-    mut fut: Pin<&mut F>,
-) -> Option<F::Output> {
-    match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
-        Poll::Ready(out) => Some(out),
-        // Boxed: keeps the timer out of every request's future state.
-        Poll::Pending => Box::pin(tokio::time::timeout(timeout, fut)).await.ok(),
+impl Evaluated {
+    /// Records the decision, with `latency` unless it measured its own.
+    pub fn record(&mut self, extensions: &Extensions, latency: Duration) {
+        if let Some(mut decision) = self.decision.take() {
+            if !self.measured {
+                decision.latency = latency;
+            }
+            Decisions::record(extensions, decision);
+        }
     }
 }
 
-/// Runs one policy under its timeout; `None` when it timed out.
-pub(crate) async fn timed<F>(settings: PolicySettings, fut: Pin<&mut F>) -> Option<F::Output>
+/// The result for a policy switched off by its feature flag.
+pub(crate) fn disabled(policy: &'static str) -> Evaluated {
+    Evaluated {
+        decision: Some(
+            Decision::new(LAYER, policy, gw_core::Outcome::Skip, Duration::ZERO).reason("disabled"),
+        ),
+        ..Evaluated::default()
+    }
+}
+
+/// Runs `fut` for at most `timeout`; `None` when it took longer. A future that is ready
+/// on its first poll (every in-memory backend) never starts a timer. The flag says
+/// whether it had to wait.
+pub(crate) async fn within<F: Future>(
+    timeout: Duration,
+    mut fut: Pin<&mut F>,
+) -> (Option<F::Output>, bool) {
+    match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        Poll::Ready(out) => (Some(out), false),
+        // Boxed: keeps the timer out of every request's future state.
+        Poll::Pending => (
+            Box::pin(tokio::time::timeout(timeout, fut)).await.ok(),
+            true,
+        ),
+    }
+}
+
+/// Runs one policy under its timeout: its result (`None` when it timed out) and, if it
+/// had to wait, its latency.
+pub(crate) async fn timed<F>(
+    settings: PolicySettings,
+    started: Instant,
+    fut: Pin<&mut F>,
+) -> (Option<F::Output>, Option<Duration>)
 where
     F: Future<Output = Result<PolicyResult, BackendError>>,
 {
-    within(settings.timeout, fut).await
+    let (out, waited) = within(settings.timeout, fut).await;
+    (out, waited.then(|| started.elapsed()))
 }
 
-/// Records the decision of one policy (its result, or `None` for a timeout) and applies
+/// Turns the result of one policy (or `None` for a timeout) into its decision, applying
 /// shadow mode and the fail mode.
 pub(crate) fn settle(
     policy: &'static str,
     settings: PolicySettings,
     parts: &Parts,
-    started: Instant,
+    latency: Option<Duration>,
     result: Option<Result<PolicyResult, BackendError>>,
 ) -> Evaluated {
     use gw_core::Outcome;
@@ -185,14 +213,12 @@ pub(crate) fn settle(
             format_args!("{policy} did not decide within {:?}", settings.timeout),
         )),
     };
-    let latency = started.elapsed();
-    let record = |outcome, reason: &'static str| {
-        Decisions::record(
-            &parts.extensions,
-            Decision::new(LAYER, policy, outcome, latency).reason(reason),
-        );
+    let mut decision = None;
+    let mut record = |outcome, reason: &'static str| {
+        decision =
+            Some(Decision::new(LAYER, policy, outcome, latency.unwrap_or_default()).reason(reason));
     };
-    match result {
+    let mut evaluated = match result {
         Ok(PolicyResult {
             verdict,
             reason,
@@ -206,7 +232,7 @@ pub(crate) fn settle(
                 record(Outcome::Allow, reason);
                 Evaluated {
                     effects,
-                    rejection: None,
+                    ..Evaluated::default()
                 }
             }
             Verdict::Deny(_) if settings.shadow => {
@@ -221,8 +247,8 @@ pub(crate) fn settle(
                 metrics::counter!("gw_policy_deny_total", "policy" => policy, "reason" => reason)
                     .increment(1);
                 Evaluated {
-                    effects: Effects::default(),
                     rejection: Some(rejection),
+                    ..Evaluated::default()
                 }
             }
         },
@@ -246,10 +272,13 @@ pub(crate) fn settle(
                     .detail("A policy this request depends on could not be evaluated; retry later.")
                     .with("policy", policy);
                 Evaluated {
-                    effects: Effects::default(),
                     rejection: Some(Box::new(Rejection::problem(problem, parts))),
+                    ..Evaluated::default()
                 }
             }
         }
-    }
+    };
+    evaluated.decision = decision;
+    evaluated.measured = latency.is_some();
+    evaluated
 }

@@ -122,28 +122,28 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
     let governor_on = flags.is_enabled(FLAG_GOVERNOR_APPROVAL, true);
     let sandbox_on = flags.is_enabled(FLAG_SANDBOX_ROUTING, true);
 
-    let (t, g, s) = futures_util::future::join3(
+    let (mut t, mut g, mut s) = futures_util::future::join3(
         async {
             if !trial_on {
-                return disabled("trial_mode", shared, started);
+                return disabled("trial_mode");
             }
             let settings = cfg.trial.settings;
             let fut = pin!(trial::evaluate(&cfg.trial, shared, &path, now));
-            let result = timed(settings, fut).await;
-            settle("trial_mode", settings, shared, started, result)
+            let (result, latency) = timed(settings, started, fut).await;
+            settle("trial_mode", settings, shared, latency, result)
         },
         async {
             if !governor_on {
-                return disabled("governor_approval", shared, started);
+                return disabled("governor_approval");
             }
             let settings = cfg.governor.settings;
             let fut = pin!(governor::evaluate(&cfg.governor, shared, &path, now));
-            let result = timed(settings, fut).await;
-            settle("governor_approval", settings, shared, started, result)
+            let (result, latency) = timed(settings, started, fut).await;
+            settle("governor_approval", settings, shared, latency, result)
         },
         async {
             if !sandbox_on {
-                return disabled("sandbox_routing", shared, started);
+                return disabled("sandbox_routing");
             }
             // Pure and synchronous: nothing to time out.
             let result = Some(sandbox::evaluate(&cfg.sandbox, shared));
@@ -151,12 +151,18 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
                 "sandbox_routing",
                 cfg.sandbox.settings,
                 shared,
-                started,
+                None,
                 result,
             )
         },
     )
     .await;
+
+    // One clock read for every policy that did not have to wait (all of them in memory).
+    let all = started.elapsed();
+    for e in [&mut t, &mut g, &mut s] {
+        e.record(&parts.extensions, all);
+    }
 
     if let Some(rejection) = t.rejection.or(g.rejection) {
         compensate(cfg, &t.effects, &g.effects, now).await;
@@ -182,7 +188,7 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
 async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: std::time::SystemTime) {
     if let Some(key) = &t.acquired {
         let release = pin!(cfg.trial.store.release(key));
-        match within(cfg.trial.settings.timeout, release).await {
+        match within(cfg.trial.settings.timeout, release).await.0 {
             Some(Ok(())) => {}
             Some(Err(e)) => tracing::warn!(error = %e, "could not release a trial task"),
             None => tracing::warn!("timed out releasing a trial task"),
@@ -196,7 +202,7 @@ async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: std::time:
         };
         let store = &cfg.governor.store;
         let restore = pin!(store.restore(&a.token, binding, a.expires_at, now));
-        match within(cfg.governor.settings.timeout, restore).await {
+        match within(cfg.governor.settings.timeout, restore).await.0 {
             Some(Ok(())) => {}
             Some(Err(e)) => tracing::warn!(error = %e, "could not restore an approval"),
             None => tracing::warn!("timed out restoring an approval"),
