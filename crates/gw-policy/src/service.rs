@@ -1,0 +1,211 @@
+//! [`Policy`]: the service that evaluates the three policies concurrently.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bytes::Bytes;
+use gw_core::{TargetBackend, normalize_path};
+use gw_problem::Problem;
+use http::request::Parts;
+use http::{HeaderValue, Request, Response};
+use tower_service::Service;
+
+use crate::config::{FLAG_GOVERNOR_APPROVAL, FLAG_SANDBOX_ROUTING, FLAG_TRIAL_MODE};
+use crate::eval::{Effects, Headers, Rejection, disabled, settle, timed, within};
+use crate::future::ResponseFuture;
+use crate::layer::PolicyLayer;
+use crate::store::ApprovalBinding;
+use crate::{governor, sandbox, trial};
+
+/// Middleware that applies trial mode, governor approval and sandbox routing; built by
+/// [`PolicyLayer`].
+#[derive(Debug, Clone)]
+pub struct Policy<S> {
+    inner: S,
+    config: Arc<PolicyLayer>,
+    /// All stores answer on the first poll: evaluate inside `call`.
+    inline: bool,
+}
+
+impl<S> Policy<S> {
+    pub(crate) fn new(inner: S, config: Arc<PolicyLayer>) -> Self {
+        let inline = config.trial.store.is_local() && config.governor.store.is_local();
+        Self {
+            inner,
+            config,
+            inline,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for Policy<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+    ReqB: Send + 'static,
+    ResB: From<Bytes>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let req = if self.inline {
+            // In-process stores: the evaluation completes on its first poll, so run it
+            // here and skip boxing a future.
+            let (mut parts, body) = req.into_parts();
+            let polled = {
+                let mut fut = pin!(evaluate(&self.config, &mut parts));
+                fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+            };
+            match polled {
+                Poll::Ready(Ok(headers)) => {
+                    let fut = self.inner.call(Request::from_parts(parts, body));
+                    return ResponseFuture::calling(fut, headers);
+                }
+                Poll::Ready(Err(rejection)) => return ResponseFuture::rejected(rejection),
+                Poll::Pending => {
+                    // A store that claimed to be local was not; evaluate asynchronously.
+                    tracing::error!("a store with is_local() == true returned a pending future");
+                    Request::from_parts(parts, body)
+                }
+            }
+        } else {
+            req
+        };
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        let eval = Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            let outcome = evaluate(&config, &mut parts).await;
+            (Request::from_parts(parts, body), outcome)
+        });
+        ResponseFuture::evaluating(eval, inner)
+    }
+}
+
+/// Evaluates the enabled policies concurrently; on admission applies their effects to the
+/// request and returns the headers for the response.
+pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Headers, Rejection> {
+    let path = match normalize_path(parts.uri.path()) {
+        Ok(path) => path,
+        Err(e) => return Err(Rejection::problem(Problem::from(e), parts)),
+    };
+    let now = cfg.clock.now();
+    let started = Instant::now();
+    let shared: &Parts = parts;
+    let flags = &cfg.flags;
+
+    let trial_on = flags.is_enabled(FLAG_TRIAL_MODE, true);
+    let governor_on = flags.is_enabled(FLAG_GOVERNOR_APPROVAL, true);
+    let sandbox_on = flags.is_enabled(FLAG_SANDBOX_ROUTING, true);
+
+    let (mut t, mut g, mut s) = futures_util::future::join3(
+        async {
+            if !trial_on {
+                return disabled("trial_mode");
+            }
+            let settings = cfg.trial.settings;
+            let fut = pin!(trial::evaluate(&cfg.trial, shared, &path, now));
+            let (result, latency) = timed(settings, started, fut).await;
+            settle("trial_mode", settings, shared, latency, result)
+        },
+        async {
+            if !governor_on {
+                return disabled("governor_approval");
+            }
+            let settings = cfg.governor.settings;
+            let fut = pin!(governor::evaluate(&cfg.governor, shared, &path, now));
+            let (result, latency) = timed(settings, started, fut).await;
+            settle("governor_approval", settings, shared, latency, result)
+        },
+        async {
+            if !sandbox_on {
+                return disabled("sandbox_routing");
+            }
+            // Pure and synchronous: nothing to time out.
+            let result = Some(sandbox::evaluate(&cfg.sandbox, shared));
+            settle(
+                "sandbox_routing",
+                cfg.sandbox.settings,
+                shared,
+                None,
+                result,
+            )
+        },
+    )
+    .await;
+
+    // One clock read for every policy that did not have to wait (all of them in memory).
+    let all = started.elapsed();
+    for e in [&mut t, &mut g, &mut s] {
+        e.record(&parts.extensions, all);
+    }
+
+    if let Some(rejection) = t.rejection.or(g.rejection) {
+        compensate(cfg, &t.effects, &g.effects, now).await;
+        return Err(*rejection);
+    }
+
+    let mut headers = t.effects.headers;
+    if sandbox_on {
+        // Routing is the gateway's call: never forward a client's own choice.
+        parts.headers.remove(&TargetBackend::HEADER);
+    }
+    if let Some(target) = s.effects.target {
+        let value = HeaderValue::from_static(target.as_str());
+        parts.extensions.insert(target);
+        parts.headers.insert(TargetBackend::HEADER, value.clone());
+        headers.push((TargetBackend::HEADER, value));
+    }
+    Ok(headers)
+}
+
+/// Undoes what admitted policies used up when another one rejected the request: the
+/// counted task and the consumed approval. Failures are logged; the rejection stands.
+async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: std::time::SystemTime) {
+    if let Some(key) = &t.acquired {
+        let release = pin!(cfg.trial.store.release(key));
+        match within(cfg.trial.settings.timeout, release).await.0 {
+            Some(Ok(())) => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "could not release a trial task"),
+            None => tracing::warn!("timed out releasing a trial task"),
+        }
+    }
+    if let Some(a) = &g.approval {
+        let binding = ApprovalBinding {
+            action: &a.action,
+            resource: &a.resource,
+            user_id: &a.user_id,
+        };
+        let store = &cfg.governor.store;
+        let restore = pin!(store.restore(&a.token, binding, a.expires_at, now));
+        match within(cfg.governor.settings.timeout, restore).await.0 {
+            Some(Ok(())) => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "could not restore an approval"),
+            None => tracing::warn!("timed out restoring an approval"),
+        }
+    }
+}
