@@ -1,0 +1,161 @@
+//! [`ResponseFuture`]: reserve, call the handler, settle.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use gw_core::BackendError;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use crate::backend::{BoxFuture, ReserveOutcome, SettleOutcome};
+use crate::outcome::{Next, Pending, Ticket};
+
+pin_project! {
+    /// Response future of [`Budget`](crate::Budget).
+    pub struct ResponseFuture<S, ReqB>
+    where
+        S: Service<Request<ReqB>>,
+    {
+        #[pin]
+        state: State<S, ReqB>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqB>
+    where
+        S: Service<Request<ReqB>>,
+    {
+        Ready { res: Option<S::Response> },
+        Reserving {
+            fut: BoxFuture<Result<ReserveOutcome, BackendError>>,
+            inner: Option<S>,
+            req: Option<Request<ReqB>>,
+            pending: Option<Pending>,
+        },
+        Calling {
+            #[pin]
+            fut: S::Future,
+            ticket: Option<Ticket>,
+        },
+        Settling {
+            fut: BoxFuture<Result<SettleOutcome, BackendError>>,
+            out: Option<Result<S::Response, S::Error>>,
+            ticket: Option<Ticket>,
+        },
+        Done,
+    }
+}
+
+impl<S, ReqB> ResponseFuture<S, ReqB>
+where
+    S: Service<Request<ReqB>>,
+{
+    pub(crate) fn ready(res: S::Response) -> Self {
+        Self {
+            state: State::Ready { res: Some(res) },
+        }
+    }
+
+    pub(crate) fn calling(fut: S::Future, ticket: Option<Ticket>) -> Self {
+        Self {
+            state: State::Calling { fut, ticket },
+        }
+    }
+
+    pub(crate) fn reserving(
+        fut: BoxFuture<Result<ReserveOutcome, BackendError>>,
+        inner: S,
+        req: Request<ReqB>,
+        pending: Pending,
+    ) -> Self {
+        Self {
+            state: State::Reserving {
+                fut,
+                inner: Some(inner),
+                req: Some(req),
+                pending: Some(pending),
+            },
+        }
+    }
+}
+
+const POLLED_AFTER_DONE: &str = "ResponseFuture polled after completion";
+
+impl<S, ReqB, ResBody> Future for ResponseFuture<S, ReqB>
+where
+    S: Service<Request<ReqB>, Response = Response<ResBody>>,
+    ResBody: From<Bytes>,
+{
+    type Output = Result<Response<ResBody>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Ready { res } => {
+                    let res = res.take().expect(POLLED_AFTER_DONE);
+                    this.state.set(State::Done);
+                    return Poll::Ready(Ok(res));
+                }
+                StateProj::Reserving {
+                    fut,
+                    inner,
+                    req,
+                    pending,
+                } => {
+                    let outcome = ready!(fut.as_mut().poll(cx));
+                    let (Some(mut inner), Some(req), Some(pending)) =
+                        (inner.take(), req.take(), pending.take())
+                    else {
+                        panic!("{POLLED_AFTER_DONE}");
+                    };
+                    match pending.resolve(outcome, &req) {
+                        Next::Call(ticket) => {
+                            let fut = inner.call(req);
+                            this.state.set(State::Calling { fut, ticket });
+                        }
+                        Next::Respond(res) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Ok(res));
+                        }
+                    }
+                }
+                StateProj::Calling { fut, ticket } => {
+                    let out = ready!(fut.poll(cx));
+                    let Some(mut t) = ticket.take() else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(out);
+                    };
+                    match t.after(&out) {
+                        None => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(t.finish(out, None));
+                        }
+                        Some(settle) => {
+                            let fut = t.store().settle(settle);
+                            this.state.set(State::Settling {
+                                fut,
+                                out: Some(out),
+                                ticket: Some(t),
+                            });
+                        }
+                    }
+                }
+                StateProj::Settling { fut, out, ticket } => {
+                    let settled = ready!(fut.as_mut().poll(cx));
+                    let (Some(out), Some(t)) = (out.take(), ticket.take()) else {
+                        panic!("{POLLED_AFTER_DONE}");
+                    };
+                    this.state.set(State::Done);
+                    return Poll::Ready(t.finish(out, Some(settled)));
+                }
+                StateProj::Done => panic!("{POLLED_AFTER_DONE}"),
+            }
+        }
+    }
+}
