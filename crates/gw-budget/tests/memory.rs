@@ -1,0 +1,104 @@
+//! The layer over the in-memory store.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::scenarios::{self, Backend};
+use common::*;
+use gw_budget::{BudgetLayer, MemorySpendStore, SpendStore};
+use gw_core::{Outcome, RouteSet, StaticFlags};
+use http::StatusCode;
+
+struct Memory(MemorySpendStore);
+
+impl Backend for Memory {
+    fn store(&self) -> Arc<dyn SpendStore> {
+        Arc::new(self.0.clone())
+    }
+}
+
+fn mem() -> Memory {
+    Memory(MemorySpendStore::new())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_exact() {
+    scenarios::concurrency_is_exact(&mem()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_alert_per_threshold_under_concurrency() {
+    scenarios::one_alert_per_threshold_under_concurrency(&mem()).await;
+}
+
+#[tokio::test]
+async fn periods_roll_over() {
+    scenarios::periods_roll_over(&mem()).await;
+}
+
+#[tokio::test]
+async fn alert_levels_and_headers() {
+    scenarios::alert_levels_and_headers(&mem()).await;
+}
+
+#[tokio::test]
+async fn settles_to_upstream_cost() {
+    scenarios::settles_to_upstream_cost(&mem()).await;
+}
+
+#[tokio::test]
+async fn releases_on_upstream_failure() {
+    scenarios::releases_on_upstream_failure(&mem()).await;
+}
+
+#[tokio::test]
+async fn dropped_request_releases() {
+    scenarios::dropped_request_releases(&mem()).await;
+}
+
+#[tokio::test]
+async fn exceeded_problem() {
+    scenarios::exceeded_problem(&mem()).await;
+}
+
+#[tokio::test]
+async fn skipped_routes_and_disabled_flag_are_not_charged() {
+    let store = MemorySpendStore::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = BudgetLayer::new(store.clone())
+        .platform_limit(0)
+        .skip(RouteSet::from_routes(["/health", "/docs/*"]).unwrap());
+    let svc = service(layer.clone(), calls.clone());
+    let (r, d) = with_decisions(req("/docs/intro"));
+    let res = call(&svc, r).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.headers().get("x-budget-alert-level").is_none());
+    assert_eq!(d.snapshot().decisions[0].outcome, Outcome::Skip);
+    assert_eq!(
+        call(&svc, req("/docsX")).await.status(),
+        StatusCode::PAYMENT_REQUIRED
+    );
+
+    let off = StaticFlags::new().set("enable_budget_enforcement", "false");
+    let svc = service(layer.flags(Arc::new(off)), calls.clone());
+    assert_eq!(call(&svc, req("/api/v1/x")).await.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // Only the refused /docsX request touched the store.
+    assert_eq!(store.len(), 1);
+}
+
+#[tokio::test]
+async fn bad_paths_and_ids_are_refused() {
+    let svc = service(
+        BudgetLayer::in_memory().agent_id(agents()),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let res = call(&svc, req("/api/v1/agents/a%2Fb/run")).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(res).await["code"], "ambiguous-path");
+    let res = call(&svc, req("/api/v1/agents/a:b/run")).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(res).await["code"], "invalid-agent-id");
+}
