@@ -21,12 +21,22 @@ fn url() -> String {
 
 struct Redis {
     prefix: String,
+    tag: Option<String>,
 }
 
 impl Redis {
     fn new() -> Self {
         Self {
             prefix: format!("gwtest:budget:{:016x}:", rand::random::<u64>()),
+            tag: None,
+        }
+    }
+
+    /// Keys in one cluster hash slot (`{prefix}{tag}:...`).
+    fn tagged(tag: &str) -> Self {
+        Self {
+            tag: Some(tag.to_owned()),
+            ..Self::new()
         }
     }
 
@@ -51,7 +61,11 @@ impl Redis {
 impl Backend for Redis {
     fn store(&self) -> Arc<dyn SpendStore> {
         // A new client each time: a separate replica sharing the counters.
-        Arc::new(RedisSpendStore::open(&url()).unwrap().prefix(&self.prefix))
+        let store = RedisSpendStore::open(&url()).unwrap().prefix(&self.prefix);
+        match &self.tag {
+            Some(tag) => Arc::new(store.hash_tag(tag)),
+            None => Arc::new(store),
+        }
     }
 }
 
@@ -82,6 +96,25 @@ scenario!(settles_to_upstream_cost, flavor = "current_thread");
 scenario!(releases_on_upstream_failure, flavor = "current_thread");
 scenario!(dropped_request_releases, flavor = "current_thread");
 scenario!(exceeded_problem, flavor = "current_thread");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_exact_with_a_cluster_hash_tag() {
+    let b = Redis::tagged("budget");
+    scenarios::concurrency_is_exact(&b).await;
+    let client = redis::Client::open(url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", b.prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(
+        keys.iter()
+            .all(|k| k.starts_with(&format!("{}{{budget}}:", b.prefix)))
+    );
+    b.cleanup().await;
+}
 
 #[tokio::test]
 async fn keys_follow_the_reference_names_with_period_and_expiry() {

@@ -8,9 +8,8 @@ use gw_core::BackendError;
 
 use super::{
     BoxFuture, Fired, ReserveOutcome, ReserveRequest, SettleOutcome, SettleRequest, SpendStore,
-    threshold_amounts,
 };
-use crate::alert::AlertLevel;
+use crate::alert::{AlertLevel, Thresholds};
 use crate::scope::ScopeKey;
 
 #[derive(Debug, Clone, Copy)]
@@ -86,12 +85,7 @@ impl MemorySpendStore {
         for (index, c) in req.charges.iter().enumerate() {
             let counter = st.counter(&c.key, c.expires_at);
             counter.spent += req.amount;
-            mark(
-                counter,
-                index,
-                &threshold_amounts(c.limit, &req.thresholds),
-                &mut fired,
-            );
+            mark(counter, index, c.limit, &req.thresholds, &mut fired);
             spent.push(counter.spent);
         }
         ReserveOutcome::Admitted { spent, fired }
@@ -109,12 +103,7 @@ impl MemorySpendStore {
                 .saturating_add(req.actual)
                 .saturating_sub(req.reserved);
             if req.actual > req.reserved {
-                mark(
-                    counter,
-                    index,
-                    &threshold_amounts(c.limit, &req.thresholds),
-                    &mut fired,
-                );
+                mark(counter, index, c.limit, &req.thresholds, &mut fired);
             }
             spent.push(counter.spent);
         }
@@ -122,10 +111,20 @@ impl MemorySpendStore {
     }
 }
 
-fn mark(counter: &mut Counter, index: usize, at: &[u64; 3], fired: &mut Vec<Fired>) {
-    for (i, (level, amount)) in AlertLevel::ALERTING.into_iter().zip(at).enumerate() {
+fn mark(counter: &mut Counter, index: usize, limit: u64, t: &Thresholds, fired: &mut Vec<Fired>) {
+    const ALL: u8 = 0b111;
+    if counter.fired == ALL {
+        return;
+    }
+    // spent / limit >= bp / 10000, without a division.
+    let spent = u128::from(counter.spent) * 10_000;
+    for (i, (level, bp)) in AlertLevel::ALERTING
+        .into_iter()
+        .zip(t.as_array())
+        .enumerate()
+    {
         let bit = 1u8 << i;
-        if counter.spent >= *amount && counter.fired & bit == 0 {
+        if counter.fired & bit == 0 && spent >= u128::from(limit) * u128::from(bp) {
             counter.fired |= bit;
             fired.push(Fired { index, level });
         }
@@ -134,17 +133,11 @@ fn mark(counter: &mut Counter, index: usize, at: &[u64; 3], fired: &mut Vec<Fire
 
 impl State {
     fn counter(&mut self, key: &ScopeKey, expires_at: i64) -> &mut Counter {
-        if !self.counters.contains_key(key) {
-            self.counters.insert(
-                key.clone(),
-                Counter {
-                    spent: 0,
-                    fired: 0,
-                    expires_at,
-                },
-            );
-        }
-        self.counters.get_mut(key).expect("inserted above")
+        self.counters.entry(key.clone()).or_insert(Counter {
+            spent: 0,
+            fired: 0,
+            expires_at,
+        })
     }
 
     fn maybe_sweep(&mut self, now: i64) {
@@ -176,7 +169,6 @@ impl SpendStore for MemorySpendStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::Thresholds;
     use crate::period::Period;
     use crate::scope::Charge;
 
