@@ -58,7 +58,7 @@ impl<S: fmt::Debug> fmt::Debug for Budget<S> {
 }
 
 enum Plan<B> {
-    Skip,
+    Skip(&'static str),
     Reject(Response<B>),
     Reserve(Pending),
 }
@@ -81,11 +81,8 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let started = Instant::now();
         match plan(&self.cfg, &req, started) {
-            Plan::Skip => {
-                Decisions::record(
-                    req.extensions(),
-                    Decision::new(LAYER, POLICY, Outcome::Skip, started.elapsed()),
-                );
+            Plan::Skip(reason) => {
+                record(&req, Outcome::Skip, reason, started.elapsed());
                 ResponseFuture::calling(inner.call(req), None)
             }
             Plan::Reject(res) => ResponseFuture::ready(res),
@@ -100,7 +97,7 @@ where
 fn plan<ReqB, B: From<Bytes>>(cfg: &Arc<Config>, req: &Request<ReqB>, started: Instant) -> Plan<B> {
     if let Some(flags) = &cfg.flags {
         if !flags.is_enabled(ENABLE_FLAG, true) {
-            return Plan::Skip;
+            return Plan::Skip("budget-disabled");
         }
     }
     let path = match normalize_path(req.uri().path()) {
@@ -108,7 +105,7 @@ fn plan<ReqB, B: From<Bytes>>(cfg: &Arc<Config>, req: &Request<ReqB>, started: I
         Err(e) => return Plan::Reject(Problem::from(e).response_for(req)),
     };
     if cfg.skip.matches(req.method(), &path) {
-        return Plan::Skip;
+        return Plan::Skip("exempt-route");
     }
     let info = RequestInfo {
         method: req.method(),

@@ -76,6 +76,7 @@ async fn skipped_routes_and_disabled_flag_are_not_charged() {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.headers().get("x-budget-alert-level").is_none());
     assert_eq!(d.snapshot().decisions[0].outcome, Outcome::Skip);
+    assert_eq!(d.snapshot().decisions[0].reason.as_deref(), Some("exempt-route"));
     assert_eq!(
         call(&svc, req("/docsX")).await.status(),
         StatusCode::PAYMENT_REQUIRED

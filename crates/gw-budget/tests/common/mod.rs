@@ -1,6 +1,7 @@
 //! Shared fixtures and backend-independent scenarios; `memory.rs` and `redis.rs` run them.
 #![allow(dead_code)]
 
+pub mod concurrency;
 pub mod scenarios;
 
 use std::convert::Infallible;
