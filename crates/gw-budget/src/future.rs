@@ -5,12 +5,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use gw_core::BackendError;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use crate::backend::{BoxFuture, ReserveOutcome, SettleOutcome};
+use crate::inflight::{ReserveInFlight, SettleInFlight};
 use crate::outcome::{Next, Pending, Ticket};
 
 pin_project! {
@@ -32,7 +31,7 @@ pin_project! {
     {
         Ready { res: Option<S::Response> },
         Reserving {
-            fut: BoxFuture<Result<ReserveOutcome, BackendError>>,
+            fut: ReserveInFlight,
             inner: Option<S>,
             req: Option<Request<ReqB>>,
             pending: Option<Pending>,
@@ -43,7 +42,7 @@ pin_project! {
             ticket: Option<Ticket>,
         },
         Settling {
-            fut: BoxFuture<Result<SettleOutcome, BackendError>>,
+            fut: SettleInFlight,
             out: Option<Result<S::Response, S::Error>>,
             ticket: Option<Ticket>,
         },
@@ -68,7 +67,7 @@ where
     }
 
     pub(crate) fn reserving(
-        fut: BoxFuture<Result<ReserveOutcome, BackendError>>,
+        fut: ReserveInFlight,
         inner: S,
         req: Request<ReqB>,
         pending: Pending,
@@ -108,7 +107,7 @@ where
                     req,
                     pending,
                 } => {
-                    let outcome = ready!(fut.as_mut().poll(cx));
+                    let outcome = ready!(Pin::new(fut).poll(cx));
                     let (Some(mut inner), Some(req), Some(pending)) =
                         (inner.take(), req.take(), pending.take())
                     else {
@@ -137,7 +136,7 @@ where
                             return Poll::Ready(t.finish(out, None));
                         }
                         Some(settle) => {
-                            let fut = t.store().settle(settle);
+                            let fut = SettleInFlight::new(t.store().settle(settle));
                             this.state.set(State::Settling {
                                 fut,
                                 out: Some(out),
@@ -147,7 +146,7 @@ where
                     }
                 }
                 StateProj::Settling { fut, out, ticket } => {
-                    let settled = ready!(fut.as_mut().poll(cx));
+                    let settled = ready!(Pin::new(fut).poll(cx));
                     let (Some(out), Some(t)) = (out.take(), ticket.take()) else {
                         panic!("{POLLED_AFTER_DONE}");
                     };

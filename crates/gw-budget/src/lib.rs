@@ -74,6 +74,7 @@ pub mod backend;
 mod cost;
 mod extract;
 mod future;
+mod inflight;
 mod layer;
 mod outcome;
 mod period;

@@ -52,6 +52,16 @@ impl Pending {
         }
     }
 
+    pub(crate) fn release_request(&self) -> SettleRequest {
+        SettleRequest {
+            charges: self.charges.clone(),
+            reserved: self.amount,
+            actual: 0,
+            thresholds: self.thresholds,
+            now: self.now,
+        }
+    }
+
     pub(crate) fn resolve<ReqB, B: From<Bytes>>(
         self,
         outcome: Result<ReserveOutcome, BackendError>,
@@ -226,9 +236,7 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         if self.armed {
             let fut = self.cfg.store.settle(self.settle_request(0));
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(fut);
-            }
+            crate::inflight::detach(fut);
         }
     }
 }

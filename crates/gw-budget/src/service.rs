@@ -13,6 +13,7 @@ use tower_service::Service;
 
 use crate::extract::RequestInfo;
 use crate::future::ResponseFuture;
+use crate::inflight::ReserveInFlight;
 use crate::layer::{Config, ENABLE_FLAG};
 use crate::outcome::Pending;
 use crate::period::Period;
@@ -87,7 +88,11 @@ where
             }
             Plan::Reject(res) => ResponseFuture::ready(res),
             Plan::Reserve(pending) => {
-                let fut = self.cfg.store.reserve(pending.reserve_request());
+                let fut = ReserveInFlight::new(
+                    self.cfg.store.reserve(pending.reserve_request()),
+                    self.cfg.store.clone(),
+                    pending.release_request(),
+                );
                 ResponseFuture::reserving(fut, inner, req, pending)
             }
         }

@@ -7,9 +7,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::scenarios::{self, Backend};
 use common::*;
-use gw_budget::{BudgetLayer, MemorySpendStore, SpendStore};
+use gw_budget::backend::{BoxFuture, ReserveOutcome, ReserveRequest, SettleOutcome, SettleRequest};
+use gw_budget::{
+    BudgetLayer, MemorySpendStore, Period, PeriodKind, ScopeKey, SpendStore, UtcOffset,
+};
+use gw_core::BackendError;
 use gw_core::{Outcome, RouteSet, StaticFlags};
 use http::StatusCode;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 struct Memory(MemorySpendStore);
 
@@ -76,7 +82,10 @@ async fn skipped_routes_and_disabled_flag_are_not_charged() {
     assert_eq!(res.status(), StatusCode::OK);
     assert!(res.headers().get("x-budget-alert-level").is_none());
     assert_eq!(d.snapshot().decisions[0].outcome, Outcome::Skip);
-    assert_eq!(d.snapshot().decisions[0].reason.as_deref(), Some("exempt-route"));
+    assert_eq!(
+        d.snapshot().decisions[0].reason.as_deref(),
+        Some("exempt-route")
+    );
     assert_eq!(
         call(&svc, req("/docsX")).await.status(),
         StatusCode::PAYMENT_REQUIRED
@@ -102,4 +111,64 @@ async fn bad_paths_and_ids_are_refused() {
     let res = call(&svc, req("/api/v1/agents/a:b/run")).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(json(res).await["code"], "invalid-agent-id");
+}
+
+/// A store whose reserve answers only once the gate opens, like a slow Redis.
+#[derive(Debug, Clone)]
+struct Gated {
+    inner: MemorySpendStore,
+    gate: Arc<Semaphore>,
+}
+
+impl SpendStore for Gated {
+    fn reserve(&self, req: ReserveRequest) -> BoxFuture<Result<ReserveOutcome, BackendError>> {
+        let fut = self.inner.reserve(req);
+        let gate = self.gate.clone();
+        Box::pin(async move {
+            gate.acquire().await.unwrap().forget();
+            fut.await
+        })
+    }
+
+    fn settle(&self, req: SettleRequest) -> BoxFuture<Result<SettleOutcome, BackendError>> {
+        self.inner.settle(req)
+    }
+
+    fn spent(&self, key: &ScopeKey) -> BoxFuture<Result<u64, BackendError>> {
+        self.inner.spent(key)
+    }
+}
+
+#[tokio::test]
+async fn request_dropped_during_the_reserve_releases_it_when_the_store_answers() {
+    let store = Gated {
+        inner: MemorySpendStore::new(),
+        gate: Arc::new(Semaphore::new(0)),
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = service(
+        BudgetLayer::new(store.clone())
+            .clock(Arc::new(clock()))
+            .agent_id(agents()),
+        calls.clone(),
+    );
+    let key = ScopeKey::agent(
+        "g1",
+        Period::containing(PeriodKind::Day, NOW as i64, UtcOffset::UTC),
+    );
+    let pending = svc.clone().oneshot(req("/api/v1/agents/g1/run"));
+    let r = tokio::time::timeout(std::time::Duration::from_millis(50), pending).await;
+    assert!(r.is_err(), "the reserve is still waiting for the store");
+    // The store made the reservation; nobody is left to settle it...
+    assert_eq!(store.spent(&key).await.unwrap(), 1_000);
+    // ...until the store answers: then the background task releases it.
+    store.gate.add_permits(1);
+    for _ in 0..500 {
+        if store.spent(&key).await.unwrap() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.spent(&key).await.unwrap(), 0);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
