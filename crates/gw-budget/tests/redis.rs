@@ -219,3 +219,28 @@ async fn redis_down_fails_closed_when_configured() {
     assert_eq!(d.snapshot().decisions[0].outcome, Outcome::FailClosed);
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn an_unreachable_redis_is_not_dialled_for_every_request() {
+    let store = unreachable();
+    let key = ScopeKey::platform(Period::containing(
+        PeriodKind::Month,
+        NOW as i64,
+        UtcOffset::UTC,
+    ));
+    let first = store.spent(&key).await.unwrap_err();
+    assert!(first.is_unavailable(), "{first}");
+    assert!(!first.message.contains("backing off"));
+    let second = store.spent(&key).await.unwrap_err();
+    assert!(second.is_unavailable());
+    assert!(second.message.contains("backing off"), "{second}");
+    // Without a backoff every call dials again.
+    let eager = unreachable().reconnect_backoff(std::time::Duration::ZERO);
+    for _ in 0..2 {
+        let e = eager.spent(&key).await.unwrap_err();
+        assert!(
+            e.is_unavailable() && !e.message.contains("backing off"),
+            "{e}"
+        );
+    }
+}

@@ -23,7 +23,7 @@
 //! other, which this store refuses to do. Standalone Redis and Sentinel need no tag.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gw_core::BackendError;
 use redis::aio::MultiplexedConnection;
@@ -105,6 +105,8 @@ pub struct RedisSpendStore {
     client: Client,
     config: AsyncConnectionConfig,
     conn: Arc<Mutex<Option<MultiplexedConnection>>>,
+    down_until: Arc<Mutex<Option<Instant>>>,
+    backoff: Duration,
     base: Arc<str>,
     tag: Option<Arc<str>>,
     prefix: Arc<str>,
@@ -139,6 +141,8 @@ impl RedisSpendStore {
                 .set_connection_timeout(Some(Duration::from_secs(1)))
                 .set_response_timeout(Some(Duration::from_secs(2))),
             conn: Arc::new(Mutex::new(None)),
+            down_until: Arc::new(Mutex::new(None)),
+            backoff: Duration::from_millis(500),
             base: "gw:budget:".into(),
             tag: None,
             prefix: "gw:budget:".into(),
@@ -169,6 +173,14 @@ impl RedisSpendStore {
         self
     }
 
+    /// After a failed connect, how long calls fail at once (unavailable) instead of
+    /// trying again (default 500 ms), so an outage does not cost every request a connect
+    /// timeout.
+    pub fn reconnect_backoff(mut self, backoff: Duration) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
     /// Sets the connect and response timeouts (defaults 1 s and 2 s).
     pub fn timeouts(mut self, connect: Duration, response: Duration) -> Self {
         self.config = AsyncConnectionConfig::new()
@@ -193,13 +205,32 @@ impl RedisSpendStore {
         if let Some(c) = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(c);
         }
-        let c = self
+        let now = Instant::now();
+        if let Some(until) = *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) {
+            if now < until {
+                return Err(BackendError::unavailable(
+                    "redis",
+                    "backing off after a failed connect",
+                ));
+            }
+        }
+        let connected = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
-            .await
-            .map_err(to_backend)?;
-        *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
-        Ok(c)
+            .await;
+        let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        match connected {
+            Ok(c) => {
+                *down = None;
+                drop(down);
+                *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                *down = Some(Instant::now() + self.backoff);
+                Err(to_backend(e))
+            }
+        }
     }
 
     fn forget_connection_if_broken(&self, e: &RedisError) {
