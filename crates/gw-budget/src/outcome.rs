@@ -249,10 +249,29 @@ fn header_for(kind: ScopeKind) -> HeaderName {
     }
 }
 
+/// `spent / limit` as a percentage with two decimals (`80.00`), without `format!`.
 fn percent(spent: u64, limit: u64) -> HeaderValue {
     let bp = utilization_bp(spent, limit);
-    HeaderValue::try_from(format!("{}.{:02}", bp / 100, bp % 100))
-        .unwrap_or(HeaderValue::from_static("0.00"))
+    let mut buf = [0u8; 24];
+    let mut i = buf.len();
+    let mut put = |d: u64| {
+        i -= 1;
+        buf[i] = b'0' + (d % 10) as u8;
+    };
+    put(bp);
+    put(bp / 10);
+    let mut whole = bp / 100;
+    buf[i - 1] = b'.';
+    i -= 1;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (whole % 10) as u8;
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&buf[i..]).unwrap_or(HeaderValue::from_static("0.00"))
 }
 
 pub(crate) fn add_headers(h: &mut HeaderMap, charges: &[Charge], spent: &[u64], t: &Thresholds) {
@@ -290,6 +309,27 @@ fn fire(cfg: &Config, charges: &[Charge], spent: &[u64], fired: &[Fired], t: &Th
             (f.level, c.key.kind, &cfg.pauser, &c.key.id)
         {
             p.pause(id, &alert);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent;
+
+    #[test]
+    fn percent_has_two_decimals() {
+        for (spent, limit, want) in [
+            (0, 10, "0.00"),
+            (1, 3, "33.33"),
+            (79, 100, "79.00"),
+            (1, 10_000, "0.01"),
+            (10, 10, "100.00"),
+            (35, 10, "350.00"),
+            // Saturates at u64::MAX basis points.
+            (u64::MAX, 1, "184467440737095516.15"),
+        ] {
+            assert_eq!(percent(spent, limit), want, "{spent}/{limit}");
         }
     }
 }
