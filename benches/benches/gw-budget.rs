@@ -5,8 +5,10 @@
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use gw_budget::backend::{ReserveOutcome, ReserveRequest, SettleRequest};
 use gw_budget::{
@@ -21,7 +23,36 @@ type Body = Full<Bytes>;
 
 const HUGE: u64 = 1 << 50;
 
-fn store_ops(c: &mut Criterion) {
+/// CPU time of the benchmarking thread: on a loaded machine (other builds competing for
+/// the cores) wall time also counts the time the thread waited for a core; this does not.
+struct ThreadCpuTime;
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = cpu_time::ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> Self::Intermediate {
+        cpu_time::ThreadTime::now()
+    }
+    fn end(&self, i: Self::Intermediate) -> Self::Value {
+        i.elapsed()
+    }
+    fn add(&self, v1: &Self::Value, v2: &Self::Value) -> Self::Value {
+        *v1 + *v2
+    }
+    fn zero(&self) -> Self::Value {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Self::Value) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
+fn store_ops<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
     let store = MemorySpendStore::new();
     let charges: Arc<[Charge]> = vec![
         Charge {
@@ -49,13 +80,52 @@ fn store_ops(c: &mut Criterion) {
         thresholds: Thresholds::DEFAULT,
         now: 0,
     };
-    let mut g = c.benchmark_group("gw-budget/memory");
+    let mut g = c.benchmark_group(group);
     g.bench_function("reserve+settle (2 scopes)", |b| {
         b.iter(|| {
             let r = store.reserve_now(black_box(&reserve));
             assert!(matches!(r, ReserveOutcome::Admitted { .. }));
             black_box(store.settle_now(black_box(&settle)))
         })
+    });
+    g.finish();
+}
+
+fn store_wall(c: &mut Criterion) {
+    store_ops(c, "gw-budget/memory");
+}
+
+fn store_cpu(c: &mut Criterion<ThreadCpuTime>) {
+    store_ops(c, "gw-budget/memory-cpu-time");
+}
+
+fn layer_memory_cpu(c: &mut Criterion<ThreadCpuTime>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let handler =
+        |_req: Request<Body>| async { Ok::<_, Infallible>(Response::new(Body::default())) };
+    let agents = || PathParam::new(["/api/v1/agents/{agent_id}/*"], "agent_id").unwrap();
+    let req = || {
+        Request::post("/api/v1/agents/agent-42/run")
+            .body(Body::default())
+            .unwrap()
+    };
+    let bare = ServiceBuilder::new().service_fn(handler);
+    let memory = ServiceBuilder::new()
+        .layer(
+            BudgetLayer::in_memory()
+                .platform_limit(HUGE)
+                .agent_limit(HUGE)
+                .agent_id(agents()),
+        )
+        .service_fn(handler);
+    let mut g = c.benchmark_group("gw-budget/layer-cpu-time");
+    g.bench_function("bare", |b| {
+        b.iter(|| rt.block_on(bare.oneshot(req())).unwrap())
+    });
+    g.bench_function("memory", |b| {
+        b.iter(|| rt.block_on(memory.clone().oneshot(req())).unwrap())
     });
     g.finish();
 }
@@ -148,5 +218,10 @@ fn layer(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, store_ops, layer);
-criterion_main!(benches);
+criterion_group!(benches, store_wall, layer);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = store_cpu, layer_memory_cpu
+}
+criterion_main!(benches, cpu);
