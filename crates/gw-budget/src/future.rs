@@ -136,6 +136,10 @@ where
                             return Poll::Ready(t.finish(out, None));
                         }
                         Some(settle) => {
+                            if let Some(settled) = t.store().settle_sync(&settle) {
+                                this.state.set(State::Done);
+                                return Poll::Ready(t.finish(out, Some(settled)));
+                            }
                             let fut = SettleInFlight::new(t.store().settle(settle));
                             this.state.set(State::Settling {
                                 fut,

@@ -235,8 +235,10 @@ impl Drop for Ticket {
     /// reservation in the background.
     fn drop(&mut self) {
         if self.armed {
-            let fut = self.cfg.store.settle(self.settle_request(0));
-            crate::inflight::detach(fut);
+            let release = self.settle_request(0);
+            if self.cfg.store.settle_sync(&release).is_none() {
+                crate::inflight::detach(self.cfg.store.settle(release));
+            }
         }
     }
 }

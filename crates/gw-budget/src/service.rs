@@ -15,7 +15,7 @@ use crate::extract::RequestInfo;
 use crate::future::ResponseFuture;
 use crate::inflight::ReserveInFlight;
 use crate::layer::{Config, ENABLE_FLAG};
-use crate::outcome::Pending;
+use crate::outcome::{Next, Pending};
 use crate::period::Period;
 use crate::scope::{Charge, ScopeKey, valid_id};
 
@@ -88,8 +88,15 @@ where
             }
             Plan::Reject(res) => ResponseFuture::ready(res),
             Plan::Reserve(pending) => {
+                let reserve = pending.reserve_request();
+                if let Some(outcome) = self.cfg.store.reserve_sync(&reserve) {
+                    return match pending.resolve(outcome, &req) {
+                        Next::Call(ticket) => ResponseFuture::calling(inner.call(req), ticket),
+                        Next::Respond(res) => ResponseFuture::ready(res),
+                    };
+                }
                 let fut = ReserveInFlight::new(
-                    self.cfg.store.reserve(pending.reserve_request()),
+                    self.cfg.store.reserve(reserve),
                     self.cfg.store.clone(),
                     pending.release_request(),
                 );
@@ -107,7 +114,10 @@ fn plan<ReqB, B: From<Bytes>>(cfg: &Arc<Config>, req: &Request<ReqB>, started: I
     }
     let path = match normalize_path(req.uri().path()) {
         Ok(p) => p,
-        Err(e) => return Plan::Reject(Problem::from(e).response_for(req)),
+        Err(e) => {
+            record(req, Outcome::Deny, "ambiguous-path", started.elapsed());
+            return Plan::Reject(Problem::from(e).response_for(req));
+        }
     };
     if cfg.skip.matches(req.method(), &path) {
         return Plan::Skip("exempt-route");

@@ -105,8 +105,13 @@ async fn bad_paths_and_ids_are_refused() {
         BudgetLayer::in_memory().agent_id(agents()),
         Arc::new(AtomicUsize::new(0)),
     );
-    let res = call(&svc, req("/api/v1/agents/a%2Fb/run")).await;
+    let (r, d) = with_decisions(req("/api/v1/agents/a%2Fb/run"));
+    let res = call(&svc, r).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        d.snapshot().decisions[0].reason.as_deref(),
+        Some("ambiguous-path")
+    );
     assert_eq!(json(res).await["code"], "ambiguous-path");
     let res = call(&svc, req("/api/v1/agents/a:b/run")).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);

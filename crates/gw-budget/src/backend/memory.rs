@@ -164,6 +164,14 @@ impl SpendStore for MemorySpendStore {
         let spent = self.lock().counters.get(key).map_or(0, |c| c.spent);
         Box::pin(std::future::ready(Ok(spent)))
     }
+
+    fn reserve_sync(&self, req: &ReserveRequest) -> Option<Result<ReserveOutcome, BackendError>> {
+        Some(Ok(self.reserve_now(req)))
+    }
+
+    fn settle_sync(&self, req: &SettleRequest) -> Option<Result<SettleOutcome, BackendError>> {
+        Some(Ok(self.settle_now(req)))
+    }
 }
 
 #[cfg(test)]

@@ -98,6 +98,17 @@ pub trait SpendStore: Send + Sync + Debug + 'static {
 
     /// What counter `key` has spent so far, micro-USD (0 if unknown).
     fn spent(&self, key: &ScopeKey) -> BoxFuture<Result<u64, BackendError>>;
+
+    /// [`SpendStore::reserve`] for stores that answer without waiting (in-memory); the
+    /// layer tries this first and awaits `reserve` on `None` (the default).
+    fn reserve_sync(&self, _req: &ReserveRequest) -> Option<Result<ReserveOutcome, BackendError>> {
+        None
+    }
+
+    /// [`SpendStore::settle`] for stores that answer without waiting; `None` by default.
+    fn settle_sync(&self, _req: &SettleRequest) -> Option<Result<SettleOutcome, BackendError>> {
+        None
+    }
 }
 
 impl<T: SpendStore + ?Sized> SpendStore for Arc<T> {
@@ -111,6 +122,14 @@ impl<T: SpendStore + ?Sized> SpendStore for Arc<T> {
 
     fn spent(&self, key: &ScopeKey) -> BoxFuture<Result<u64, BackendError>> {
         (**self).spent(key)
+    }
+
+    fn reserve_sync(&self, req: &ReserveRequest) -> Option<Result<ReserveOutcome, BackendError>> {
+        (**self).reserve_sync(req)
+    }
+
+    fn settle_sync(&self, req: &SettleRequest) -> Option<Result<SettleOutcome, BackendError>> {
+        (**self).settle_sync(req)
     }
 }
 
