@@ -32,9 +32,9 @@ pin_project! {
         Ready { res: Option<S::Response> },
         Reserving {
             fut: ReserveInFlight,
-            inner: Option<S>,
-            req: Option<Request<ReqB>>,
-            pending: Option<Pending>,
+            // Boxed: only the store round trip path carries these, and a small enum
+            // keeps the in-memory path from copying them around.
+            rest: Option<Box<(S, Request<ReqB>, Pending)>>,
         },
         Calling {
             #[pin]
@@ -43,8 +43,7 @@ pin_project! {
         },
         Settling {
             fut: SettleInFlight,
-            out: Option<Result<S::Response, S::Error>>,
-            ticket: Option<Ticket>,
+            rest: Option<Box<(Result<S::Response, S::Error>, Ticket)>>,
         },
         Done,
     }
@@ -75,9 +74,7 @@ where
         Self {
             state: State::Reserving {
                 fut,
-                inner: Some(inner),
-                req: Some(req),
-                pending: Some(pending),
+                rest: Some(Box::new((inner, req, pending))),
             },
         }
     }
@@ -101,18 +98,9 @@ where
                     this.state.set(State::Done);
                     return Poll::Ready(Ok(res));
                 }
-                StateProj::Reserving {
-                    fut,
-                    inner,
-                    req,
-                    pending,
-                } => {
+                StateProj::Reserving { fut, rest } => {
                     let outcome = ready!(Pin::new(fut).poll(cx));
-                    let (Some(mut inner), Some(req), Some(pending)) =
-                        (inner.take(), req.take(), pending.take())
-                    else {
-                        panic!("{POLLED_AFTER_DONE}");
-                    };
+                    let (mut inner, req, pending) = *rest.take().expect(POLLED_AFTER_DONE);
                     match pending.resolve(outcome, &req) {
                         Next::Call(ticket) => {
                             let fut = inner.call(req);
@@ -143,17 +131,14 @@ where
                             let fut = SettleInFlight::new(t.store().settle(settle));
                             this.state.set(State::Settling {
                                 fut,
-                                out: Some(out),
-                                ticket: Some(t),
+                                rest: Some(Box::new((out, t))),
                             });
                         }
                     }
                 }
-                StateProj::Settling { fut, out, ticket } => {
+                StateProj::Settling { fut, rest } => {
                     let settled = ready!(Pin::new(fut).poll(cx));
-                    let (Some(out), Some(t)) = (out.take(), ticket.take()) else {
-                        panic!("{POLLED_AFTER_DONE}");
-                    };
+                    let (out, t) = *rest.take().expect(POLLED_AFTER_DONE);
                     this.state.set(State::Done);
                     return Poll::Ready(t.finish(out, Some(settled)));
                 }
