@@ -1,7 +1,6 @@
 //! What happens around the handler: reservation outcomes, settling, headers, alerts.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use gw_core::{BackendError, FailMode, Outcome};
@@ -32,7 +31,7 @@ pub(crate) struct Pending {
     pub(crate) amount: u64,
     pub(crate) thresholds: Thresholds,
     pub(crate) now: i64,
-    pub(crate) started: Instant,
+    pub(crate) started: crate::service::Stopwatch,
 }
 
 pub(crate) enum Next<B> {
@@ -251,30 +250,35 @@ fn header_for(kind: ScopeKind) -> HeaderName {
     }
 }
 
-/// `spent / limit` as a percentage with two decimals (`80.00`), without `format!`.
+/// `spent / limit` as a percentage with two decimals (`80.00`).
 fn percent(spent: u64, limit: u64) -> HeaderValue {
     let bp = utilization_bp(spent, limit);
-    let mut buf = [0u8; 24];
-    let mut i = buf.len();
-    let mut put = |d: u64| {
-        i -= 1;
-        buf[i] = b'0' + (d % 10) as u8;
-    };
-    put(bp);
-    put(bp / 10);
-    let mut whole = bp / 100;
-    buf[i - 1] = b'.';
-    i -= 1;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (whole % 10) as u8;
-        whole /= 10;
-        if whole == 0 {
-            break;
-        }
+    if let Some(v) = usize::try_from(bp).ok().and_then(|bp| PERCENTS.get(bp)) {
+        return v.clone();
     }
-    HeaderValue::from_bytes(&buf[i..]).unwrap_or(HeaderValue::from_static("0.00"))
+    HeaderValue::try_from(format!("{}.{:02}", bp / 100, bp % 100))
+        .unwrap_or(HeaderValue::from_static("0.00"))
 }
+
+/// `0.00` to `100.00` as header values over one static string: cloning them does not
+/// allocate, so the hot path writes its utilization headers without allocating.
+static PERCENTS: LazyLock<Box<[HeaderValue]>> = LazyLock::new(|| {
+    let mut all = String::with_capacity(10_001 * 6);
+    let mut ends = Vec::with_capacity(10_001);
+    for bp in 0..=10_000u32 {
+        all.push_str(&format!("{}.{:02}", bp / 100, bp % 100));
+        ends.push(all.len());
+    }
+    let all: &'static str = Box::leak(all.into_boxed_str());
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let v = HeaderValue::from_static(&all[start..end]);
+            start = end;
+            v
+        })
+        .collect()
+});
 
 pub(crate) fn add_headers(h: &mut HeaderMap, charges: &[Charge], spent: &[u64], t: &Thresholds) {
     let mut level = AlertLevel::None;

@@ -1,6 +1,7 @@
 //! Budget scopes and the counters the store keeps for them.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -37,7 +38,7 @@ impl fmt::Display for ScopeKind {
 }
 
 /// One counter: a scope, the agent or customer id (none for the platform) and a period.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScopeKey {
     /// The scope.
     pub kind: ScopeKind,
@@ -73,6 +74,19 @@ impl ScopeKey {
             id: Some(id.into()),
             period,
         }
+    }
+}
+
+impl Hash for ScopeKey {
+    /// Scope and period as one word, then the id: fewer hasher calls than derived.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (month, n) = match self.period {
+            Period::Day(d) => (0u64, d),
+            Period::Month(m) => (1u64, m),
+        };
+        let word = (self.kind as u64) << 62 | month << 61 | (n as u64 & ((1 << 61) - 1));
+        state.write_u64(word);
+        state.write(self.id.as_deref().unwrap_or("").as_bytes());
     }
 }
 

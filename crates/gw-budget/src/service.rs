@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gw_core::{Decision, Decisions, Outcome, Principal, normalize_path};
 use gw_problem::{Problem, ProblemType};
-use http::{Request, Response};
+use http::{Extensions, Request, Response};
 use tower_service::Service;
 
 use crate::extract::RequestInfo;
@@ -80,7 +80,7 @@ where
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let started = Instant::now();
+        let started = Stopwatch::start(req.extensions());
         match plan(&self.cfg, &req, started) {
             Plan::Skip(reason) => {
                 record(&req, Outcome::Skip, reason, started.elapsed());
@@ -106,7 +106,11 @@ where
     }
 }
 
-fn plan<ReqB, B: From<Bytes>>(cfg: &Arc<Config>, req: &Request<ReqB>, started: Instant) -> Plan<B> {
+fn plan<ReqB, B: From<Bytes>>(
+    cfg: &Arc<Config>,
+    req: &Request<ReqB>,
+    started: Stopwatch,
+) -> Plan<B> {
     if let Some(flags) = &cfg.flags {
         if !flags.is_enabled(ENABLE_FLAG, true) {
             return Plan::Skip("budget-disabled");
@@ -180,7 +184,7 @@ fn plan<ReqB, B: From<Bytes>>(cfg: &Arc<Config>, req: &Request<ReqB>, started: I
 fn bad_id<ReqB, B: From<Bytes>>(
     req: &Request<ReqB>,
     code: &'static str,
-    started: Instant,
+    started: Stopwatch,
 ) -> Response<B> {
     record(req, Outcome::Deny, code, started.elapsed());
     Problem::new(ProblemType::BAD_REQUEST)
@@ -199,4 +203,19 @@ pub(crate) fn record<ReqB>(
         req.extensions(),
         Decision::new(LAYER, POLICY, outcome, latency).reason(reason),
     );
+}
+
+/// Measures decision latency, only when someone keeps the decisions (no clock reads
+/// otherwise).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stopwatch(Option<Instant>);
+
+impl Stopwatch {
+    pub(crate) fn start(ext: &Extensions) -> Self {
+        Self(ext.get::<Decisions>().map(|_| Instant::now()))
+    }
+
+    pub(crate) fn elapsed(self) -> Duration {
+        self.0.map_or(Duration::ZERO, |t| t.elapsed())
+    }
 }
