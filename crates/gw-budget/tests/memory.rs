@@ -177,3 +177,74 @@ async fn request_dropped_during_the_reserve_releases_it_when_the_store_answers()
     assert_eq!(store.spent(&key).await.unwrap(), 0);
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
+
+/// Counts store calls: each is one script (one round trip) on Redis.
+#[derive(Debug, Clone, Default)]
+struct Counting {
+    inner: MemorySpendStore,
+    reserves: Arc<AtomicUsize>,
+    settles: Arc<AtomicUsize>,
+}
+
+impl SpendStore for Counting {
+    fn reserve(&self, req: ReserveRequest) -> BoxFuture<Result<ReserveOutcome, BackendError>> {
+        self.reserves.fetch_add(1, Ordering::SeqCst);
+        self.inner.reserve(req)
+    }
+
+    fn settle(&self, req: SettleRequest) -> BoxFuture<Result<SettleOutcome, BackendError>> {
+        self.settles.fetch_add(1, Ordering::SeqCst);
+        self.inner.settle(req)
+    }
+
+    fn spent(&self, key: &ScopeKey) -> BoxFuture<Result<u64, BackendError>> {
+        self.inner.spent(key)
+    }
+}
+
+#[tokio::test]
+async fn one_store_call_before_and_one_after_only_when_the_cost_changes() {
+    let store = Counting::default();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let count = |s: &Counting| {
+        (
+            s.reserves.load(Ordering::SeqCst),
+            s.settles.load(Ordering::SeqCst),
+        )
+    };
+    let flat = service(
+        BudgetLayer::new(store.clone()).agent_id(agents()),
+        calls.clone(),
+    );
+    assert_eq!(
+        call(&flat, req("/api/v1/agents/c1/run")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(count(&store), (1, 0));
+
+    let reported = service(
+        BudgetLayer::new(store.clone())
+            .agent_id(agents())
+            .cost(gw_budget::UpstreamReportedCost::with_default_header()),
+        calls.clone(),
+    );
+    let r = post("/api/v1/agents/c1/run")
+        .header("x-test-cost", "1000")
+        .body(Body::default());
+    call(&reported, r.unwrap()).await;
+    assert_eq!(
+        count(&store),
+        (2, 0),
+        "reported cost equal to the estimate: no settle"
+    );
+    let r = post("/api/v1/agents/c1/run")
+        .header("x-test-cost", "1500")
+        .body(Body::default());
+    call(&reported, r.unwrap()).await;
+    assert_eq!(count(&store), (3, 1));
+    let r = post("/api/v1/agents/c1/run")
+        .header("x-test-status", "503")
+        .body(Body::default());
+    call(&flat, r.unwrap()).await;
+    assert_eq!(count(&store), (4, 2), "a 5xx releases with one settle");
+}
