@@ -109,7 +109,10 @@ impl Drop for Conn {
 ///
 /// Each batch is one transaction: `SET LOCAL gw_audit.role = 'system'`, binary `COPY`
 /// into a session-local staging table, then `INSERT ... SELECT ... ON CONFLICT DO
-/// NOTHING`, so a retried or replayed batch never duplicates a row. Month partitions
+/// NOTHING`, so a retried or replayed batch never duplicates a row (the primary key
+/// `(id, timestamp)` is the only unique constraint; the conflict target is left out so
+/// the statement needs only `INSERT` under row-level security, as a named target would
+/// also apply the `SELECT` policies to the new rows). Month partitions
 /// are created on demand. The connection is opened lazily and reopened after any error.
 pub struct PostgresSink {
     config: Mutex<tokio_postgres::Config>,
@@ -267,7 +270,7 @@ impl PostgresSink {
         tx.execute(
             &format!(
                 "INSERT INTO {}.gateway_audit_logs ({COLUMNS}) SELECT {COLUMNS} \
-                 FROM pg_temp.gw_audit_staging ON CONFLICT (id, \"timestamp\") DO NOTHING",
+                 FROM pg_temp.gw_audit_staging ON CONFLICT DO NOTHING",
                 self.schema
             ),
             &[],
