@@ -48,9 +48,8 @@ fn layer_overhead(c: &mut Criterion) {
     let writer = rt
         .block_on(async { AuditWriter::spawn(NullSink, WriterConfig::new()) })
         .unwrap();
-    let handler = |_req: Request<Body>| async {
-        Ok::<_, Infallible>(Response::new(Body::from("ok")))
-    };
+    let handler =
+        |_req: Request<Body>| async { Ok::<_, Infallible>(Response::new(Body::from("ok"))) };
     let bare = ServiceBuilder::new().service_fn(handler);
     let audited = ServiceBuilder::new()
         .layer(AuditLayer::new(writer.clone()))
@@ -75,7 +74,10 @@ fn layer_overhead(c: &mut Criterion) {
     });
     g.finish();
     let report = rt.block_on(writer.shutdown(Duration::from_secs(5)));
-    assert_eq!(report.totals.dropped, 0, "the bench must not overflow the queue");
+    assert_eq!(
+        report.totals.dropped, 0,
+        "the bench must not overflow the queue"
+    );
 }
 
 fn record(now: SystemTime) -> AuditRecord {
@@ -127,7 +129,10 @@ fn postgres_copy(c: &mut Criterion) {
         .unwrap();
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("gwa_bench_{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    let schema = format!(
+        "gwa_bench_{}",
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    );
     let client = rt.block_on(async {
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
