@@ -41,7 +41,9 @@ fn request() -> Request<Body> {
 }
 
 fn layer_overhead(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // The writer's worker runs on the runtime's own thread, the requests on this one.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_time()
         .build()
         .unwrap();

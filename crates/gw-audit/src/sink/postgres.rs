@@ -131,8 +131,14 @@ impl std::fmt::Debug for PostgresSink {
 
 impl PostgresSink {
     /// A sink writing into `schema` of the database `config` points at.
-    pub fn new(config: tokio_postgres::Config, schema: &str) -> Result<Self, BackendError> {
+    ///
+    /// Without a connect timeout in `config`, 5 s is used, so an unreachable host
+    /// fails fast enough for the writer to spool.
+    pub fn new(mut config: tokio_postgres::Config, schema: &str) -> Result<Self, BackendError> {
         check_schema(schema)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
         Ok(Self {
             config: Mutex::new(config),
             schema: schema.to_owned(),
@@ -149,7 +155,10 @@ impl PostgresSink {
 
     /// Points the sink at another database (e.g. after a failover or a credential
     /// rotation); the current connection is closed at the next write.
-    pub fn set_config(&self, config: tokio_postgres::Config) {
+    pub fn set_config(&self, mut config: tokio_postgres::Config) {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
         *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
         if let Ok(mut conn) = self.conn.try_lock() {
             *conn = None;

@@ -42,6 +42,7 @@ pub struct WriterConfig {
     pub(crate) retry_base: Duration,
     pub(crate) retry_max: Duration,
     pub(crate) probe_interval: Duration,
+    pub(crate) write_timeout: Duration,
     pub(crate) spool_dir: Option<PathBuf>,
     pub(crate) segment_bytes: u64,
     pub(crate) overflow: OverflowPolicy,
@@ -55,7 +56,8 @@ impl Default for WriterConfig {
 
 impl WriterConfig {
     /// Queue of 10 000 records, batches of 100 or every 5 s, 3 retries from 100 ms
-    /// doubling up to 2 s, probe an unhealthy sink every second, overflow to the spool,
+    /// doubling up to 2 s, probe an unhealthy sink every second, 30 s write timeout,
+    /// overflow to the spool,
     /// no spool directory (set one with [`WriterConfig::spool_dir`] for durability).
     pub const fn new() -> Self {
         Self {
@@ -66,6 +68,7 @@ impl WriterConfig {
             retry_base: Duration::from_millis(100),
             retry_max: Duration::from_secs(2),
             probe_interval: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(30),
             spool_dir: None,
             segment_bytes: 8 << 20,
             overflow: OverflowPolicy::Spool,
@@ -102,6 +105,12 @@ impl WriterConfig {
     /// How often an unhealthy sink is tried again (by replaying the spool).
     pub const fn probe_interval(mut self, every: Duration) -> Self {
         self.probe_interval = every;
+        self
+    }
+
+    /// Longest a single sink write may take before it counts as failed (default 30 s).
+    pub const fn write_timeout(mut self, limit: Duration) -> Self {
+        self.write_timeout = limit;
         self
     }
 
@@ -175,9 +184,13 @@ impl Counters {
         self.spooled.fetch_add(n as u64, Ordering::Relaxed);
         metrics::counter!("gw_audit_records_spooled_total").increment(n as u64);
     }
-    pub(crate) fn dropped(&self, n: usize, reason: &'static str) {
-        self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+    /// Counts a loss; returns whether it deserves a log line (the first ten losses, then
+    /// whenever the total passes a power of two), so a flood of losses cannot flood logs.
+    pub(crate) fn dropped(&self, n: usize, reason: &'static str) -> bool {
+        let before = self.dropped.fetch_add(n as u64, Ordering::Relaxed);
         metrics::counter!("gw_audit_records_dropped_total", "reason" => reason).increment(n as u64);
+        let after = before + n as u64;
+        before < 10 || (before + 1..=after).any(u64::is_power_of_two)
     }
     fn snapshot(&self) -> AuditStats {
         AuditStats {
@@ -340,7 +353,12 @@ impl AuditWriter {
                     queue.pop_front();
                     queue.push_back(record);
                     drop(queue);
-                    shared.counters.dropped(1, "drop-oldest");
+                    if shared.counters.dropped(1, "drop-oldest") {
+                        tracing::warn!(
+                            total = shared.counters.dropped.load(Ordering::Relaxed),
+                            "audit queue full: oldest record dropped"
+                        );
+                    }
                     return;
                 }
                 OverflowPolicy::Spool | OverflowPolicy::Reject => {

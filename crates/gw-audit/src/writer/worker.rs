@@ -103,13 +103,11 @@ impl Worker {
         batch: &[AuditRecord],
         deadline: Option<Instant>,
     ) -> Result<(), BackendError> {
-        let write = self.sink.write(batch);
-        match deadline {
-            None => write.await,
-            Some(at) => timeout_at(at, write)
-                .await
-                .unwrap_or_else(|_| Err(BackendError::timeout("audit-sink", "shutdown deadline"))),
-        }
+        let limit = Instant::now() + self.shared.config.write_timeout;
+        let at = deadline.map_or(limit, |d| d.min(limit));
+        timeout_at(at, self.sink.write(batch))
+            .await
+            .unwrap_or_else(|_| Err(BackendError::timeout("audit-sink", "write timed out")))
     }
 
     /// Writes `batch` with retries (only one try while the sink is unhealthy, none between
