@@ -33,10 +33,8 @@ pin_project! {
         Collecting {
             #[pin]
             body: ReqB,
-            parts: Option<Parts>,
-            buf: BytesMut,
-            service: Option<S>,
-            cap: usize,
+            // Boxed: only JSON requests collect, and the future stays small for the rest.
+            rest: Box<Collect<S>>,
         },
         Running { #[pin] future: F },
         Rejected { problem: Option<Problem> },
@@ -71,14 +69,23 @@ impl<S, ReqB, F> ResponseFuture<S, ReqB, F> {
         Self {
             state: State::Collecting {
                 body,
-                parts: Some(parts),
-                buf: BytesMut::new(),
-                service: Some(service),
-                cap,
+                rest: Box::new(Collect {
+                    parts: Some(parts),
+                    buf: BytesMut::new(),
+                    service: Some(service),
+                    cap,
+                }),
             },
             pending: Some(pending),
         }
     }
+}
+
+struct Collect<S> {
+    parts: Option<Parts>,
+    buf: BytesMut,
+    service: Option<S>,
+    cap: usize,
 }
 
 enum Collected {
@@ -98,13 +105,13 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Collecting {
-                    mut body,
-                    parts,
-                    buf,
-                    service,
-                    cap,
-                } => {
+                StateProj::Collecting { mut body, rest } => {
+                    let Collect {
+                        parts,
+                        buf,
+                        service,
+                        cap,
+                    } = &mut **rest;
                     let collected = loop {
                         match ready!(body.as_mut().poll_frame(cx)) {
                             Some(Ok(frame)) => {

@@ -190,8 +190,9 @@ async fn configured_headers_and_fields_are_redacted_too() {
         "x-service-signature",
         "proxy-authorization",
     ] {
-        assert_eq!(r.request_headers.0.get_all(h).iter().count(), 1, "{h}");
-        assert_eq!(r.request_headers.0[h], REDACTED, "{h}");
+        let values = r.request_headers.0.get_all(h);
+        assert!(values.iter().count() >= 1, "{h}");
+        assert!(values.iter().all(|v| v == REDACTED), "{h}");
     }
     assert_eq!(
         r.request_body,

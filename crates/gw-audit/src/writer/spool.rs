@@ -124,9 +124,11 @@ impl Spool {
     }
 }
 
-/// Reads a segment; a torn last line (crash while appending) is skipped with a warning.
-pub(crate) fn read_segment(path: &Path) -> io::Result<Vec<AuditRecord>> {
+/// Reads a segment; unreadable lines (a torn last line after a crash) are skipped with
+/// a warning and returned as a count, so the caller can count them lost.
+pub(crate) fn read_segment(path: &Path) -> io::Result<(Vec<AuditRecord>, usize)> {
     let mut records = Vec::new();
+    let mut bad = 0;
     for line in BufReader::new(File::open(path)?).lines() {
         let line = line?;
         if line.is_empty() {
@@ -134,10 +136,13 @@ pub(crate) fn read_segment(path: &Path) -> io::Result<Vec<AuditRecord>> {
         }
         match serde_json::from_str(&line) {
             Ok(r) => records.push(r),
-            Err(e) => tracing::warn!(path = %path.display(), "skipping unreadable spool line: {e}"),
+            Err(e) => {
+                bad += 1;
+                tracing::warn!(path = %path.display(), "skipping unreadable spool line: {e}");
+            }
         }
     }
-    Ok(records)
+    Ok((records, bad))
 }
 
 fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
@@ -178,19 +183,28 @@ mod tests {
         let first = spool.oldest().unwrap().unwrap();
         let ids: Vec<String> = read_segment(&first)
             .unwrap()
+            .0
             .into_iter()
             .map(|r| r.correlation_id)
             .collect();
         assert_eq!(ids, ["corr-1", "corr-2"]);
         fs::remove_file(first).unwrap();
         let second = spool.oldest().unwrap().unwrap();
-        assert_eq!(read_segment(&second).unwrap().len(), 1);
+        assert_eq!(read_segment(&second).unwrap().0.len(), 1);
         fs::remove_file(second).unwrap();
         // Only the open segment is left: it is sealed and handed out.
         let third = spool.oldest().unwrap().unwrap();
-        assert_eq!(read_segment(&third).unwrap()[0].correlation_id, "corr-4");
+        assert_eq!(read_segment(&third).unwrap().0[0].correlation_id, "corr-4");
         fs::remove_file(third).unwrap();
         assert!(spool.oldest().unwrap().is_none());
+
+        // A torn line is skipped and counted.
+        spool.append(&[sample(5)], true).unwrap();
+        let torn = spool.oldest().unwrap().unwrap();
+        let mut f = OpenOptions::new().append(true).open(&torn).unwrap();
+        f.write_all(b"{\"id\":\"01").unwrap();
+        let (records, bad) = read_segment(&torn).unwrap();
+        assert_eq!((records.len(), bad), (1, 1));
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -16,6 +16,7 @@ struct Worker {
     sink: Box<dyn AuditSink>,
     healthy: bool,
     last_failure: Instant,
+    buf: Vec<AuditRecord>,
 }
 
 pub(super) async fn run(shared: Arc<Shared>, sink: Box<dyn AuditSink>) -> ShutdownReport {
@@ -24,6 +25,7 @@ pub(super) async fn run(shared: Arc<Shared>, sink: Box<dyn AuditSink>) -> Shutdo
         sink,
         healthy: true,
         last_failure: Instant::now(),
+        buf: Vec::new(),
     };
     // Whatever an earlier run left in the spool goes first.
     while w.replay_one().await {}
@@ -65,25 +67,36 @@ impl Worker {
         self.shared.closing.load(Ordering::SeqCst)
     }
 
-    fn take(&self, full_only: bool) -> Vec<AuditRecord> {
+    /// Moves the next batch into `batch` (emptied first).
+    fn take_into(&self, batch: &mut Vec<AuditRecord>, full_only: bool) {
+        batch.clear();
         let size = self.shared.config.batch_size;
         let mut queue = self.shared.lock();
         if full_only && queue.len() < size {
-            return Vec::new();
+            return;
         }
         let n = queue.len().min(size);
-        queue.drain(..n).collect()
+        batch.extend(queue.drain(..n));
+    }
+
+    fn take(&self, full_only: bool) -> Vec<AuditRecord> {
+        let mut batch = Vec::new();
+        self.take_into(&mut batch, full_only);
+        batch
     }
 
     /// Writes queued batches: every full one, and with `full_only == false` the rest too.
     async fn flush(&mut self, full_only: bool) {
+        // One buffer for all batches, so a batch costs no large allocation.
+        let mut batch = std::mem::take(&mut self.buf);
         loop {
-            let batch = self.take(full_only);
+            self.take_into(&mut batch, full_only);
             if batch.is_empty() {
-                return;
+                break;
             }
             self.write_or_spool(&batch, None).await;
         }
+        self.buf = batch;
     }
 
     fn probe_due(&self) -> bool {
@@ -168,7 +181,15 @@ impl Worker {
             }
         };
         let records = match read_segment(&path) {
-            Ok(r) => r,
+            Ok((records, 0)) => records,
+            Ok((records, bad)) => {
+                self.shared.counters.dropped(bad, "spool-corrupt");
+                // Keep only what is readable, so the loss is counted once.
+                if let Err(e) = rewrite(&path, &records) {
+                    tracing::error!("audit spool rewrite failed: {e}");
+                }
+                records
+            }
             Err(e) => {
                 tracing::error!(path = %path.display(), "audit spool segment unreadable: {e}");
                 return false;
