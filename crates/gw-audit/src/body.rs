@@ -15,12 +15,12 @@ pin_project! {
     pub struct AuditBody<B> {
         #[pin]
         inner: B,
-        pending: Option<Box<Pending>>,
+        pending: Option<Pending>,
     }
 }
 
 impl<B: Body> AuditBody<B> {
-    pub(crate) fn new(inner: B, pending: Box<Pending>) -> Self {
+    pub(crate) fn new(inner: B, pending: Pending) -> Self {
         if inner.is_end_stream() {
             pending.finish(true);
             return Self {

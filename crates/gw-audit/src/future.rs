@@ -23,7 +23,7 @@ pin_project! {
     pub struct ResponseFuture<S, ReqB, F> {
         #[pin]
         state: State<S, ReqB, F>,
-        pending: Option<Box<Pending>>,
+        pending: Option<Pending>,
     }
 }
 
@@ -43,7 +43,7 @@ pin_project! {
 }
 
 impl<S, ReqB, F> ResponseFuture<S, ReqB, F> {
-    pub(crate) fn running(future: F, pending: Option<Box<Pending>>) -> Self {
+    pub(crate) fn running(future: F, pending: Option<Pending>) -> Self {
         Self {
             state: State::Running { future },
             pending,
@@ -63,7 +63,7 @@ impl<S, ReqB, F> ResponseFuture<S, ReqB, F> {
         parts: Parts,
         body: ReqB,
         service: S,
-        pending: Box<Pending>,
+        pending: Pending,
         cap: usize,
     ) -> Self {
         Self {
@@ -201,7 +201,7 @@ where
     }
 }
 
-fn respond<B: Body>(res: Response<B>, pending: Option<Box<Pending>>) -> Response<AuditBody<B>> {
+fn respond<B: Body>(res: Response<B>, pending: Option<Pending>) -> Response<AuditBody<B>> {
     match pending {
         Some(mut p) => {
             p.response(&res);

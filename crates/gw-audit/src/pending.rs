@@ -1,10 +1,13 @@
 //! The record of one in-flight request, written exactly once when it is finished or
 //! dropped.
 
+use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use gw_core::{CORRELATION_ID_HEADER, CausationId, CorrelationId, Decisions, Principal};
+use gw_core::{
+    CORRELATION_ID_HEADER, CausationId, CorrelationId, DecisionLog, Decisions, Principal,
+};
 use gw_problem::{Problem, ProblemType};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use serde_json::Value;
@@ -17,25 +20,35 @@ use crate::writer::AuditWriter;
 /// Status recorded when the client went away before any response.
 pub(crate) const CLIENT_CLOSED: u16 = 499;
 
-pub(crate) struct Pending {
-    writer: AuditWriter,
-    reserved: bool,
+/// What the layer knows about one request, as cheaply as it can be kept: turned into an
+/// [`AuditRecord`] by the writer's worker, off the request path.
+pub(crate) struct Raw {
     config: Arc<Config>,
     start: Instant,
+    elapsed: Duration,
     timestamp: SystemTime,
     correlation_id: CorrelationId,
     causation_id: Option<CausationId>,
     method: Method,
     uri: Uri,
     request_headers: HeaderMap,
-    pub(crate) request_body: Option<Value>,
+    request_body: Option<Value>,
     principal: Option<Principal>,
     decisions: Decisions,
+    log: DecisionLog,
     status: Option<StatusCode>,
     response_headers: HeaderMap,
-    error_type: Option<String>,
-    error_message: Option<String>,
+    error_type: Option<&'static str>,
+    error_message: Option<Cow<'static, str>>,
     complete: bool,
+}
+
+/// The in-flight record of one request; pushed to the writer exactly once, when
+/// finished or dropped.
+pub(crate) struct Pending {
+    writer: AuditWriter,
+    reserved: bool,
+    raw: Option<Box<Raw>>,
 }
 
 impl Pending {
@@ -45,17 +58,15 @@ impl Pending {
         writer: AuditWriter,
         reserved: bool,
         config: Arc<Config>,
-    ) -> Box<Self> {
+    ) -> Self {
         let ext = req.extensions();
         let correlation_id = ext.get::<CorrelationId>().cloned().unwrap_or_else(|| {
             CorrelationId::from_header_or_generate(req.headers().get(CORRELATION_ID_HEADER))
         });
-        let timestamp = config.clock.now();
-        Box::new(Self {
-            writer,
-            reserved,
+        let raw = Box::new(Raw {
             start: Instant::now(),
-            timestamp,
+            elapsed: Duration::ZERO,
+            timestamp: config.clock.now(),
             correlation_id,
             causation_id: ext.get::<CausationId>().cloned(),
             method: req.method().clone(),
@@ -64,25 +75,43 @@ impl Pending {
             request_body: None,
             principal: ext.get::<Principal>().cloned(),
             decisions,
+            log: DecisionLog::default(),
             status: None,
             response_headers: HeaderMap::new(),
             error_type: None,
             error_message: None,
             complete: false,
             config,
-        })
+        });
+        Self {
+            writer,
+            reserved,
+            raw: Some(raw),
+        }
+    }
+
+    fn raw(&mut self) -> &mut Raw {
+        self.raw.as_mut().expect("present until dropped")
+    }
+
+    /// Records that the JSON body was too large to capture.
+    pub(crate) fn body_omitted(&mut self) {
+        self.raw().request_body = Some(serde_json::json!({ "_omitted": "too-large" }));
     }
 
     /// Takes what the response tells: status, headers, and the problem, if any.
     pub(crate) fn response<B>(&mut self, res: &Response<B>) {
+        let raw = self.raw();
         let status = res.status();
-        self.status = Some(status);
-        self.response_headers = self.config.redactor.headers(res.headers());
+        raw.status = Some(status);
+        if !res.headers().is_empty() {
+            raw.response_headers = raw.config.redactor.headers(res.headers());
+        }
         if let Some(problem) = res.extensions().get::<Problem>() {
-            self.error_type = Some(problem.kind().slug.to_owned());
-            self.error_message = Some(problem.reason_code().to_owned());
+            raw.error_type = Some(problem.kind().slug);
+            raw.error_message = Some(Cow::Owned(problem.reason_code().to_owned()));
         } else if status.is_client_error() || status.is_server_error() {
-            self.error_type = Some(ProblemType::for_status(status).slug.to_owned());
+            raw.error_type = Some(ProblemType::for_status(status).slug);
         }
     }
 
@@ -91,9 +120,10 @@ impl Pending {
         if bytes.is_empty() {
             return;
         }
-        self.request_body = Some(match serde_json::from_slice::<Value>(bytes) {
+        let raw = self.raw();
+        raw.request_body = Some(match serde_json::from_slice::<Value>(bytes) {
             Ok(mut v) => {
-                self.config.redactor.json(&mut v);
+                raw.config.redactor.json(&mut v);
                 v
             }
             Err(_) => serde_json::json!({ "_omitted": "invalid-json" }),
@@ -101,27 +131,65 @@ impl Pending {
     }
 
     /// Marks a request that ended without a response of its own (panic, inner error).
-    pub(crate) fn fail(&mut self, problem: ProblemType, code: &str) {
-        self.status = Some(problem.status);
-        self.error_type = Some(problem.slug.to_owned());
-        self.error_message = Some(code.to_owned());
+    pub(crate) fn fail(&mut self, problem: ProblemType, code: &'static str) {
+        let raw = self.raw();
+        raw.status = Some(problem.status);
+        raw.error_type = Some(problem.slug);
+        raw.error_message = Some(Cow::Borrowed(code));
     }
 
     /// Writes the record now; `complete` says whether the body was sent to the end.
-    pub(crate) fn finish(mut self: Box<Self>, complete: bool) {
-        self.complete = complete;
-        // The record is built and pushed by `Drop`.
+    pub(crate) fn finish(mut self, complete: bool) {
+        self.raw().complete = complete;
+        // Pushed by `Drop`.
     }
+}
 
-    fn build(&mut self) -> AuditRecord {
-        let log = self.decisions.take();
-        let principal = log.principal.as_ref().or(self.principal.as_ref());
-        let id = Uuid::now_v7();
-        let (status, error_type, error_message) = match self.status {
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut raw) = self.raw.take() {
+            raw.elapsed = raw.start.elapsed();
+            raw.log = raw.decisions.take();
+            self.writer.push_raw(raw, self.reserved);
+        }
+    }
+}
+
+impl Raw {
+    /// The record; runs on the writer's worker.
+    pub(crate) fn into_record(self) -> AuditRecord {
+        let Raw {
+            config,
+            elapsed,
+            timestamp,
+            correlation_id,
+            causation_id,
+            method,
+            uri,
+            request_headers,
+            request_body,
+            principal,
+            log,
+            status,
+            response_headers,
+            error_type,
+            error_message,
+            complete,
+            ..
+        } = self;
+        let principal = log.principal.as_ref().or(principal.as_ref());
+        let id = Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            u64::try_from(gw_core::clock::unix_seconds(timestamp)).unwrap_or(0),
+            timestamp
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos()),
+        ));
+        let (status, error_type, error_message) = match status {
             Some(s) => (
                 s.as_u16(),
-                self.error_type.take(),
-                self.error_message.take(),
+                error_type.map(str::to_owned),
+                error_message.map(Cow::into_owned),
             ),
             None => (
                 CLIENT_CLOSED,
@@ -132,16 +200,16 @@ impl Pending {
         let resource = log.resource.as_ref();
         AuditRecord {
             id,
-            correlation_id: self.correlation_id.as_str().to_owned(),
-            causation_id: self.causation_id.as_ref().map(|c| c.as_str().to_owned()),
-            timestamp: self.timestamp,
-            gateway_type: self.config.gateway_type.map(|g| g.as_str().to_owned()),
+            correlation_id: correlation_id.as_str().to_owned(),
+            causation_id: causation_id.as_ref().map(|c| c.as_str().to_owned()),
+            timestamp,
+            gateway_type: config.gateway_type.map(|g| g.as_str().to_owned()),
             request_id: id.to_string(),
-            http_method: self.method.as_str().to_owned(),
-            endpoint: self.uri.path().to_owned(),
-            query_params: self.config.redactor.query(self.uri.query()),
-            request_headers: HeaderFields(std::mem::take(&mut self.request_headers)),
-            request_body: self.request_body.take(),
+            http_method: method.as_str().to_owned(),
+            endpoint: uri.path().to_owned(),
+            query_params: config.redactor.query(uri.query()),
+            request_headers: HeaderFields(request_headers),
+            request_body,
             user_id: principal.map(|p| p.user_id.clone()),
             customer_id: principal.map(|p| p.customer_id.clone()),
             email: principal.map(|p| p.email.clone()),
@@ -155,22 +223,15 @@ impl Pending {
             decisions: serde_json::to_value(&log.decisions).unwrap_or(Value::Null),
             policy_latency_us: micros(log.policy_latency()),
             status_code: i32::from(status),
-            response_headers: HeaderFields(std::mem::take(&mut self.response_headers)),
+            response_headers: HeaderFields(response_headers),
             error_type,
             error_message,
-            total_latency_us: micros(self.start.elapsed()),
+            total_latency_us: micros(elapsed),
             upstream_latency_us: log.upstream_latency.map(micros),
             action: resource.map(|r| r.action.clone()),
             resource: resource.map(|r| r.resource.clone()),
             resource_id: resource.and_then(|r| r.resource_id.clone()),
-            response_complete: self.complete,
+            response_complete: complete,
         }
-    }
-}
-
-impl Drop for Pending {
-    fn drop(&mut self) {
-        let record = self.build();
-        self.writer.push_inner(record, self.reserved);
     }
 }

@@ -85,7 +85,7 @@ where
                 let (parts, body) = req.into_parts();
                 return ResponseFuture::collecting(parts, body, inner, pending, cap);
             }
-            pending.request_body = Some(serde_json::json!({ "_omitted": "too-large" }));
+            pending.body_omitted();
         }
         let mut inner = inner;
         let mut pending = Some(pending);
@@ -98,7 +98,7 @@ where
 pub(crate) fn start<S, ReqB>(
     inner: &mut S,
     req: Request<ReqB>,
-    pending: &mut Option<Box<Pending>>,
+    pending: &mut Option<Pending>,
 ) -> S::Future
 where
     S: Service<Request<ReqB>>,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::pending::Raw;
 use crate::record::AuditRecord;
 use crate::sink::AuditSink;
 
@@ -203,8 +204,23 @@ impl Counters {
     }
 }
 
+/// A queued record: as the layer left it (converted by the worker), or ready-made.
+pub(crate) enum Item {
+    Raw(Box<Raw>),
+    Record(Box<AuditRecord>),
+}
+
+impl Item {
+    pub(crate) fn into_record(self) -> AuditRecord {
+        match self {
+            Self::Raw(raw) => raw.into_record(),
+            Self::Record(record) => *record,
+        }
+    }
+}
+
 pub(crate) struct Shared {
-    pub(crate) queue: Mutex<VecDeque<AuditRecord>>,
+    pub(crate) queue: Mutex<VecDeque<Item>>,
     /// Queue slots promised to in-flight requests (`reject` policy).
     reserved: AtomicUsize,
     pub(crate) config: WriterConfig,
@@ -219,7 +235,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, VecDeque<AuditRecord>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, VecDeque<Item>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -329,10 +345,14 @@ impl AuditWriter {
 
     /// Queues a record (applying the overflow policy when the queue is full).
     pub fn push(&self, record: AuditRecord) {
-        self.push_inner(record, false);
+        self.push_item(Item::Record(Box::new(record)), false);
     }
 
-    pub(crate) fn push_inner(&self, record: AuditRecord, reserved: bool) {
+    pub(crate) fn push_raw(&self, raw: Box<Raw>, reserved: bool) {
+        self.push_item(Item::Raw(raw), reserved);
+    }
+
+    fn push_item(&self, record: Item, reserved: bool) {
         let shared = &*self.shared;
         let mut queue = shared.lock();
         if reserved {
@@ -342,7 +362,7 @@ impl AuditWriter {
         let full = queue.len() + taken >= shared.config.capacity;
         if shared.stopped.load(Ordering::Relaxed) {
             drop(queue);
-            shared.spool_or_drop(std::slice::from_ref(&record), true);
+            shared.spool_or_drop(&[record.into_record()], true);
             return;
         }
         if !full || reserved {
@@ -363,7 +383,7 @@ impl AuditWriter {
                 }
                 OverflowPolicy::Spool | OverflowPolicy::Reject => {
                     drop(queue);
-                    shared.spool_or_drop(std::slice::from_ref(&record), false);
+                    shared.spool_or_drop(&[record.into_record()], false);
                     return;
                 }
             }

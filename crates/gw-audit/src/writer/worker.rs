@@ -7,7 +7,7 @@ use gw_core::BackendError;
 use tokio::time::{Instant, MissedTickBehavior, sleep, timeout_at};
 
 use super::spool::read_segment;
-use super::{Shared, ShutdownReport};
+use super::{Item, Shared, ShutdownReport};
 use crate::record::AuditRecord;
 use crate::sink::AuditSink;
 
@@ -17,6 +17,7 @@ struct Worker {
     healthy: bool,
     last_failure: Instant,
     buf: Vec<AuditRecord>,
+    items: Vec<Item>,
 }
 
 pub(super) async fn run(shared: Arc<Shared>, sink: Box<dyn AuditSink>) -> ShutdownReport {
@@ -26,6 +27,7 @@ pub(super) async fn run(shared: Arc<Shared>, sink: Box<dyn AuditSink>) -> Shutdo
         healthy: true,
         last_failure: Instant::now(),
         buf: Vec::new(),
+        items: Vec::new(),
     };
     // Whatever an earlier run left in the spool goes first.
     while w.replay_one().await {}
@@ -67,19 +69,23 @@ impl Worker {
         self.shared.closing.load(Ordering::SeqCst)
     }
 
-    /// Moves the next batch into `batch` (emptied first).
-    fn take_into(&self, batch: &mut Vec<AuditRecord>, full_only: bool) {
+    /// Moves the next batch into `batch` (emptied first), building the records outside
+    /// the queue lock.
+    fn take_into(&mut self, batch: &mut Vec<AuditRecord>, full_only: bool) {
         batch.clear();
         let size = self.shared.config.batch_size;
-        let mut queue = self.shared.lock();
-        if full_only && queue.len() < size {
-            return;
+        {
+            let mut queue = self.shared.lock();
+            if full_only && queue.len() < size {
+                return;
+            }
+            let n = queue.len().min(size);
+            self.items.extend(queue.drain(..n));
         }
-        let n = queue.len().min(size);
-        batch.extend(queue.drain(..n));
+        batch.extend(self.items.drain(..).map(Item::into_record));
     }
 
-    fn take(&self, full_only: bool) -> Vec<AuditRecord> {
+    fn take(&mut self, full_only: bool) -> Vec<AuditRecord> {
         let mut batch = Vec::new();
         self.take_into(&mut batch, full_only);
         batch
@@ -240,7 +246,9 @@ impl Worker {
         let rest: Vec<AuditRecord> = {
             let mut queue = self.shared.lock();
             self.shared.stopped.store(true, Ordering::SeqCst);
-            queue.drain(..).collect()
+            let items: Vec<Item> = queue.drain(..).collect();
+            drop(queue);
+            items.into_iter().map(Item::into_record).collect()
         };
         if !rest.is_empty() {
             self.shared.spool_or_drop(&rest, false);
