@@ -109,6 +109,7 @@ async fn a_full_batch_is_written_without_waiting_for_the_interval() {
         sink.clone(),
         WriterConfig::new()
             .batch_size(10)
+            .max_batch(10)
             .flush_interval(Duration::from_secs(3600)),
     )
     .unwrap();

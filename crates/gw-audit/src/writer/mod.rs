@@ -38,6 +38,7 @@ pub enum OverflowPolicy {
 pub struct WriterConfig {
     pub(crate) capacity: usize,
     pub(crate) batch_size: usize,
+    pub(crate) max_batch: usize,
     pub(crate) flush_interval: Duration,
     pub(crate) retry_attempts: u32,
     pub(crate) retry_base: Duration,
@@ -56,7 +57,7 @@ impl Default for WriterConfig {
 }
 
 impl WriterConfig {
-    /// Queue of 10 000 records, batches of 100 or every 5 s, 3 retries from 100 ms
+    /// Queue of 10 000 records, batches of 100 (up to 1 000 under backlog) or every 5 s, 3 retries from 100 ms
     /// doubling up to 2 s, probe an unhealthy sink every second, 30 s write timeout,
     /// overflow to the spool,
     /// no spool directory (set one with [`WriterConfig::spool_dir`] for durability).
@@ -64,6 +65,7 @@ impl WriterConfig {
         Self {
             capacity: 10_000,
             batch_size: 100,
+            max_batch: 1000,
             flush_interval: Duration::from_secs(5),
             retry_attempts: 3,
             retry_base: Duration::from_millis(100),
@@ -85,6 +87,13 @@ impl WriterConfig {
     /// Records per batch; a full batch is written at once.
     pub const fn batch_size(mut self, records: usize) -> Self {
         self.batch_size = if records == 0 { 1 } else { records };
+        self
+    }
+
+    /// Largest batch written at once when a backlog has built up (default 1 000), so
+    /// sustained load is written in fewer, larger transactions.
+    pub const fn max_batch(mut self, records: usize) -> Self {
+        self.max_batch = if records == 0 { 1 } else { records };
         self
     }
 

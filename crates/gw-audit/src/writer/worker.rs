@@ -79,7 +79,7 @@ impl Worker {
             if full_only && queue.len() < size {
                 return;
             }
-            let n = queue.len().min(size);
+            let n = queue.len().min(size.max(self.shared.config.max_batch));
             self.items.extend(queue.drain(..n));
         }
         batch.extend(self.items.drain(..).map(Item::into_record));
@@ -202,7 +202,12 @@ impl Worker {
             }
         };
         let mut done = 0;
-        for chunk in records.chunks(self.shared.config.batch_size) {
+        let chunk_size = self
+            .shared
+            .config
+            .batch_size
+            .max(self.shared.config.max_batch);
+        for chunk in records.chunks(chunk_size) {
             if let Err(e) = self.write_once(chunk, None).await {
                 self.mark_failed(&e);
                 if done > 0 {
