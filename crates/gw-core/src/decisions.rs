@@ -12,6 +12,8 @@ use std::time::Duration;
 use http::Extensions;
 use serde::Serialize;
 
+use crate::identity::Principal;
+
 /// What a layer decided about a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -105,6 +107,9 @@ pub struct DecisionLog {
     /// Time the upstream took, when a proxy measured it.
     #[serde(serialize_with = "serialize_opt_micros")]
     pub upstream_latency: Option<Duration>,
+    /// The authenticated caller, once a layer inside the one that installed the log
+    /// knew it (see [`Decisions::record_principal`]).
+    pub principal: Option<Principal>,
 }
 
 impl DecisionLog {
@@ -128,16 +133,41 @@ impl Decisions {
     ///
     /// Layers call this unconditionally; when nobody installed a log (no audit layer),
     /// the decision is simply not kept.
+    ///
+    /// A [`Principal`] present in the same `extensions` is kept too, if none was yet, so
+    /// the outer layer learns who was calling although inner layers own the request.
     pub fn record(extensions: &Extensions, decision: Decision) {
         if let Some(log) = extensions.get::<Self>() {
-            log.push(decision);
+            let mut log = log.lock();
+            log.decisions.push(decision);
+            Self::pick_principal(&mut log, extensions);
         }
     }
 
-    /// Sets the resource/action in the log in `extensions`, if one was installed.
+    /// Sets the resource/action in the log in `extensions`, if one was installed (and
+    /// keeps a [`Principal`] present there, like [`Decisions::record`]).
     pub fn record_resource(extensions: &Extensions, resource: ResourceAction) {
         if let Some(log) = extensions.get::<Self>() {
-            log.lock().resource = Some(resource);
+            let mut log = log.lock();
+            log.resource = Some(resource);
+            Self::pick_principal(&mut log, extensions);
+        }
+    }
+
+    /// Sets the authenticated caller in the log in `extensions`, if one was installed.
+    ///
+    /// Authentication layers call this when they insert a [`Principal`].
+    pub fn record_principal(extensions: &Extensions, principal: &Principal) {
+        if let Some(log) = extensions.get::<Self>() {
+            log.lock().principal = Some(principal.clone());
+        }
+    }
+
+    fn pick_principal(log: &mut DecisionLog, extensions: &Extensions) {
+        if log.principal.is_none() {
+            if let Some(p) = extensions.get::<Principal>() {
+                log.principal = Some(p.clone());
+            }
         }
     }
 
@@ -230,6 +260,41 @@ mod tests {
         let json = serde_json::to_value(&log.decisions[1]).unwrap();
         assert_eq!(json["outcome"], "allow");
         assert_eq!(json["latency"], 2);
+    }
+
+    #[test]
+    fn principal_is_kept_explicitly_or_from_the_extensions() {
+        let outer = Decisions::new();
+        let mut ext = Extensions::new();
+        ext.insert(outer.clone());
+        Decisions::record(
+            &ext,
+            Decision::new("a", "b", Outcome::Allow, Duration::ZERO),
+        );
+        assert!(outer.snapshot().principal.is_none());
+
+        let p = Principal {
+            sub: "s".into(),
+            user_id: "u".into(),
+            email: "u@example.com".into(),
+            customer_id: "c".into(),
+            roles: Arc::from(vec!["viewer".to_owned()]),
+            governor_agent_id: None,
+            trial: None,
+        };
+        ext.insert(p.clone());
+        Decisions::record(
+            &ext,
+            Decision::new("a", "b", Outcome::Allow, Duration::ZERO),
+        );
+        assert_eq!(outer.snapshot().principal.as_ref(), Some(&p));
+
+        let other = Principal {
+            user_id: "v".into(),
+            ..p.clone()
+        };
+        Decisions::record_principal(&ext, &other);
+        assert_eq!(outer.take().principal.unwrap().user_id, "v");
     }
 
     #[test]

@@ -1,0 +1,237 @@
+//! The record of one in-flight request, written exactly once when it is finished or
+//! dropped.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use gw_core::{
+    CORRELATION_ID_HEADER, CausationId, CorrelationId, DecisionLog, Decisions, Principal,
+};
+use gw_problem::{Problem, ProblemType};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::layer::Config;
+use crate::record::{AuditRecord, HeaderFields, micros};
+use crate::writer::AuditWriter;
+
+/// Status recorded when the client went away before any response.
+pub(crate) const CLIENT_CLOSED: u16 = 499;
+
+/// What the layer knows about one request, as cheaply as it can be kept: turned into an
+/// [`AuditRecord`] by the writer's worker, off the request path.
+pub(crate) struct Raw {
+    config: Arc<Config>,
+    start: Instant,
+    elapsed: Duration,
+    timestamp: SystemTime,
+    correlation_id: CorrelationId,
+    causation_id: Option<CausationId>,
+    method: Method,
+    uri: Uri,
+    request_headers: HeaderMap,
+    request_body: Option<Value>,
+    principal: Option<Principal>,
+    decisions: Decisions,
+    log: DecisionLog,
+    status: Option<StatusCode>,
+    response_headers: HeaderMap,
+    error_type: Option<&'static str>,
+    error_message: Option<Cow<'static, str>>,
+    complete: bool,
+}
+
+/// The in-flight record of one request; pushed to the writer exactly once, when
+/// finished or dropped.
+pub(crate) struct Pending {
+    writer: AuditWriter,
+    reserved: bool,
+    raw: Option<Box<Raw>>,
+}
+
+impl Pending {
+    pub(crate) fn new<B>(
+        req: &Request<B>,
+        decisions: Decisions,
+        writer: AuditWriter,
+        reserved: bool,
+        config: Arc<Config>,
+    ) -> Self {
+        let ext = req.extensions();
+        let correlation_id = ext.get::<CorrelationId>().cloned().unwrap_or_else(|| {
+            CorrelationId::from_header_or_generate(req.headers().get(CORRELATION_ID_HEADER))
+        });
+        let raw = Box::new(Raw {
+            start: Instant::now(),
+            elapsed: Duration::ZERO,
+            timestamp: config.clock.now(),
+            correlation_id,
+            causation_id: ext.get::<CausationId>().cloned(),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            request_headers: config.redactor.headers(req.headers()),
+            request_body: None,
+            principal: ext.get::<Principal>().cloned(),
+            decisions,
+            log: DecisionLog::default(),
+            status: None,
+            response_headers: HeaderMap::new(),
+            error_type: None,
+            error_message: None,
+            complete: false,
+            config,
+        });
+        Self {
+            writer,
+            reserved,
+            raw: Some(raw),
+        }
+    }
+
+    fn raw(&mut self) -> &mut Raw {
+        self.raw.as_mut().expect("present until dropped")
+    }
+
+    /// Records that the JSON body was too large to capture.
+    pub(crate) fn body_omitted(&mut self) {
+        self.raw().request_body = Some(serde_json::json!({ "_omitted": "too-large" }));
+    }
+
+    /// Takes what the response tells: status, headers, and the problem, if any.
+    pub(crate) fn response<B>(&mut self, res: &Response<B>) {
+        let raw = self.raw();
+        let status = res.status();
+        raw.status = Some(status);
+        if !res.headers().is_empty() {
+            raw.response_headers = raw.config.redactor.headers(res.headers());
+        }
+        if let Some(problem) = res.extensions().get::<Problem>() {
+            raw.error_type = Some(problem.kind().slug);
+            raw.error_message = Some(Cow::Owned(problem.reason_code().to_owned()));
+        } else if status.is_client_error() || status.is_server_error() {
+            raw.error_type = Some(ProblemType::for_status(status).slug);
+        }
+    }
+
+    /// Keeps a captured JSON request body, with redacted fields.
+    pub(crate) fn capture_body(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let raw = self.raw();
+        raw.request_body = Some(match serde_json::from_slice::<Value>(bytes) {
+            Ok(mut v) => {
+                raw.config.redactor.json(&mut v);
+                v
+            }
+            Err(_) => serde_json::json!({ "_omitted": "invalid-json" }),
+        });
+    }
+
+    /// Marks a request that ended without a response of its own (panic, inner error).
+    pub(crate) fn fail(&mut self, problem: ProblemType, code: &'static str) {
+        let raw = self.raw();
+        raw.status = Some(problem.status);
+        raw.error_type = Some(problem.slug);
+        raw.error_message = Some(Cow::Borrowed(code));
+    }
+
+    /// Writes the record now; `complete` says whether the body was sent to the end.
+    pub(crate) fn finish(mut self, complete: bool) {
+        self.raw().complete = complete;
+        // Pushed by `Drop`.
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut raw) = self.raw.take() {
+            raw.elapsed = raw.start.elapsed();
+            raw.log = raw.decisions.take();
+            self.writer.push_raw(raw, self.reserved);
+        }
+    }
+}
+
+impl Raw {
+    /// The record; runs on the writer's worker.
+    pub(crate) fn into_record(self) -> AuditRecord {
+        let Raw {
+            config,
+            elapsed,
+            timestamp,
+            correlation_id,
+            causation_id,
+            method,
+            uri,
+            request_headers,
+            request_body,
+            principal,
+            log,
+            status,
+            response_headers,
+            error_type,
+            error_message,
+            complete,
+            ..
+        } = self;
+        let principal = log.principal.as_ref().or(principal.as_ref());
+        let id = Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            u64::try_from(gw_core::clock::unix_seconds(timestamp)).unwrap_or(0),
+            timestamp
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos()),
+        ));
+        let (status, error_type, error_message) = match status {
+            Some(s) => (
+                s.as_u16(),
+                error_type.map(str::to_owned),
+                error_message.map(Cow::into_owned),
+            ),
+            None => (
+                CLIENT_CLOSED,
+                Some("client-closed-request".to_owned()),
+                Some("client-disconnected".to_owned()),
+            ),
+        };
+        let resource = log.resource.as_ref();
+        AuditRecord {
+            id,
+            correlation_id: correlation_id.as_str().to_owned(),
+            causation_id: causation_id.as_ref().map(|c| c.as_str().to_owned()),
+            timestamp,
+            gateway_type: config.gateway_type.map(|g| g.as_str().to_owned()),
+            request_id: id.to_string(),
+            http_method: method.as_str().to_owned(),
+            endpoint: uri.path().to_owned(),
+            query_params: config.redactor.query(uri.query()),
+            request_headers: HeaderFields(request_headers),
+            request_body,
+            user_id: principal.map(|p| p.user_id.clone()),
+            customer_id: principal.map(|p| p.customer_id.clone()),
+            email: principal.map(|p| p.email.clone()),
+            roles: principal.map(|p| p.roles.to_vec()).unwrap_or_default(),
+            trial_mode: principal.is_some_and(Principal::is_trial),
+            policies_evaluated: log
+                .decisions
+                .iter()
+                .map(|d| format!("{}/{}", d.layer, d.policy))
+                .collect(),
+            decisions: serde_json::to_value(&log.decisions).unwrap_or(Value::Null),
+            policy_latency_us: micros(log.policy_latency()),
+            status_code: i32::from(status),
+            response_headers: HeaderFields(response_headers),
+            error_type,
+            error_message,
+            total_latency_us: micros(elapsed),
+            upstream_latency_us: log.upstream_latency.map(micros),
+            action: resource.map(|r| r.action.clone()),
+            resource: resource.map(|r| r.resource.clone()),
+            resource_id: resource.and_then(|r| r.resource_id.clone()),
+            response_complete: complete,
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Redaction of headers, query parameters and JSON body fields.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use http::header::HeaderName;
+use serde_json::{Map, Value};
+
+/// What a redacted value is replaced with.
+pub const REDACTED: &str = "***REDACTED***";
+
+/// Headers that are always redacted: `Authorization`, `Proxy-Authorization`, `Cookie`,
+/// `Set-Cookie`, `X-API-Key`, `X-Callback-Secret`, `X-Service-Signature`.
+pub const DEFAULT_REDACTED_HEADERS: [&str; 7] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "x-callback-secret",
+    "x-service-signature",
+];
+
+/// Body and query fields redacted by default (matched case-insensitively, at any depth).
+pub const DEFAULT_REDACTED_FIELDS: [&str; 10] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "api_key",
+    "apikey",
+    "client_secret",
+    "authorization",
+];
+
+/// The redaction rules of one [`AuditLayer`](crate::AuditLayer).
+#[derive(Debug, Clone)]
+pub(crate) struct Redactor {
+    pub(crate) headers: Arc<[HeaderName]>,
+    pub(crate) fields: Arc<[String]>,
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self {
+            headers: DEFAULT_REDACTED_HEADERS
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect(),
+            fields: DEFAULT_REDACTED_FIELDS
+                .iter()
+                .map(|f| (*f).to_owned())
+                .collect(),
+        }
+    }
+}
+
+impl Redactor {
+    /// A copy of `headers` in which every redacted header's values are replaced.
+    pub(crate) fn headers(&self, headers: &HeaderMap) -> HeaderMap {
+        let mut out = headers.clone();
+        for (name, value) in out.iter_mut() {
+            if self.headers.contains(name) {
+                *value = http::HeaderValue::from_static(REDACTED);
+            }
+        }
+        out
+    }
+
+    fn is_redacted_field(&self, name: &str) -> bool {
+        self.fields.iter().any(|f| f.eq_ignore_ascii_case(name))
+    }
+
+    /// Replaces the values of redacted fields, at any depth.
+    pub(crate) fn json(&self, value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if self.is_redacted_field(k) {
+                        *v = Value::String(REDACTED.to_owned());
+                    } else {
+                        self.json(v);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.json(v)),
+            _ => {}
+        }
+    }
+
+    /// The query string as a JSON object, with redacted fields.
+    pub(crate) fn query(&self, query: Option<&str>) -> Value {
+        let mut map = Map::new();
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = percent_decode(k);
+            let v = if self.is_redacted_field(&k) {
+                REDACTED.to_owned()
+            } else {
+                percent_decode(v)
+            };
+            match map.get_mut(&k) {
+                Some(Value::Array(items)) => items.push(Value::String(v)),
+                Some(prev) => {
+                    let first = prev.take();
+                    *prev = Value::Array(vec![first, Value::String(v)]);
+                }
+                None => {
+                    map.insert(k, Value::String(v));
+                }
+            }
+        }
+        Value::Object(map)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    if !s.contains(['%', '+']) {
+        return s.to_owned();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn default_headers_are_redacted_and_others_kept() {
+        let mut h = HeaderMap::new();
+        for name in DEFAULT_REDACTED_HEADERS {
+            h.insert(HeaderName::from_static(name), "s3cr3t".parse().unwrap());
+        }
+        h.append("cookie", "second=1".parse().unwrap());
+        h.insert("accept", "application/json".parse().unwrap());
+        let out =
+            serde_json::to_value(crate::record::HeaderFields(Redactor::default().headers(&h)))
+                .unwrap();
+        for name in DEFAULT_REDACTED_HEADERS {
+            if name == "cookie" {
+                // Each value is replaced; the number of values stays visible.
+                assert_eq!(out[name], json!([REDACTED, REDACTED]));
+            } else {
+                assert_eq!(out[name], REDACTED, "{name}");
+            }
+        }
+        assert_eq!(out["accept"], "application/json");
+        assert!(!out.to_string().contains("s3cr3t") && !out.to_string().contains("second"));
+    }
+
+    #[test]
+    fn nested_fields_and_query_params_are_redacted() {
+        let r = Redactor::default();
+        let mut body = json!({"user": {"Password": "p", "name": "n"},
+                              "items": [{"token": "t"}], "secret": {"deep": 1}});
+        r.json(&mut body);
+        assert_eq!(
+            body,
+            json!({"user": {"Password": REDACTED, "name": "n"},
+                   "items": [{"token": REDACTED}], "secret": REDACTED})
+        );
+        let q = r.query(Some("a=1&a=2&token=xyz&name=J%C3%BCrgen+M&flag&bad=%zz%4"));
+        assert_eq!(
+            q,
+            json!({"a": ["1", "2"], "token": REDACTED, "name": "Jürgen M", "flag": "",
+                   "bad": "%zz%4"})
+        );
+    }
+}

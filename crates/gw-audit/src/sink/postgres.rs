@@ -1,0 +1,353 @@
+//! [`PostgresSink`]: binary COPY into a staging table, then one idempotent insert.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gw_core::BackendError;
+use tokio::task::JoinHandle;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{Json, ToSql, Type};
+use tokio_postgres::{Client, NoTls};
+
+use super::{AuditSink, BoxFuture};
+use crate::record::AuditRecord;
+
+/// The migration: table, indexes, partition and retention functions, RLS policies.
+pub const MIGRATION: &str = include_str!("../../migrations/001_gateway_audit_logs.sql");
+
+const COLUMNS: &str = "id, correlation_id, causation_id, \"timestamp\", gateway_type, request_id, \
+    http_method, endpoint, query_params, request_headers, request_body, user_id, customer_id, \
+    email, roles, trial_mode, policies_evaluated, decisions, policy_latency_us, status_code, \
+    response_headers, error_type, error_message, total_latency_us, upstream_latency_us, action, \
+    resource, resource_id, response_complete";
+
+const TYPES: [Type; 29] = [
+    Type::UUID,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::JSONB,
+    Type::JSONB,
+    Type::JSONB,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT_ARRAY,
+    Type::BOOL,
+    Type::TEXT_ARRAY,
+    Type::JSONB,
+    Type::INT8,
+    Type::INT4,
+    Type::JSONB,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::BOOL,
+];
+
+const BACKEND: &str = "audit-postgres";
+
+fn err(e: impl std::fmt::Display) -> BackendError {
+    BackendError::unavailable(BACKEND, e)
+}
+
+/// Checks that `schema` is a plain lower-case identifier (`[a-z_][a-z0-9_]*`, at most 63).
+fn check_schema(schema: &str) -> Result<(), BackendError> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(BackendError::invalid(
+            BACKEND,
+            format!("schema {schema:?} is not a plain lower-case identifier"),
+        ))
+    }
+}
+
+/// Applies the migration into `schema` (created if missing) and creates the partitions
+/// for this month and the next. Idempotent.
+pub async fn migrate(client: &Client, schema: &str) -> Result<(), BackendError> {
+    check_schema(schema)?;
+    client
+        .batch_execute(&MIGRATION.replace("{schema}", schema))
+        .await
+        .map_err(err)?;
+    let ensure = format!("SELECT {schema}.gateway_audit_ensure_partition($1)");
+    let now = SystemTime::now();
+    for at in [now, now + Duration::from_secs(31 * 86_400)] {
+        client.execute(&ensure, &[&at]).await.map_err(err)?;
+    }
+    Ok(())
+}
+
+struct Conn {
+    client: Client,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Writes batches into `{schema}.gateway_audit_logs` (see [`migrate`]).
+///
+/// Each batch is one transaction: `SET LOCAL gw_audit.role = 'system'`, binary `COPY`
+/// into a session-local staging table, then `INSERT ... SELECT ... ON CONFLICT DO
+/// NOTHING`, so a retried or replayed batch never duplicates a row (the primary key
+/// `(id, timestamp)` is the only unique constraint; the conflict target is left out so
+/// the statement needs only `INSERT` under row-level security, as a named target would
+/// also apply the `SELECT` policies to the new rows). Month partitions
+/// are created on demand. The connection is opened lazily and reopened after any error.
+pub struct PostgresSink {
+    config: Mutex<tokio_postgres::Config>,
+    schema: String,
+    conn: tokio::sync::Mutex<Option<Conn>>,
+    months: Mutex<HashSet<i64>>,
+}
+
+impl std::fmt::Debug for PostgresSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSink")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresSink {
+    /// A sink writing into `schema` of the database `config` points at.
+    ///
+    /// Without a connect timeout in `config`, 5 s is used, so an unreachable host
+    /// fails fast enough for the writer to spool.
+    pub fn new(mut config: tokio_postgres::Config, schema: &str) -> Result<Self, BackendError> {
+        check_schema(schema)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        Ok(Self {
+            config: Mutex::new(config),
+            schema: schema.to_owned(),
+            conn: tokio::sync::Mutex::new(None),
+            months: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Like [`PostgresSink::new`], from a connection string.
+    pub fn connect_str(url: &str, schema: &str) -> Result<Self, BackendError> {
+        let config = url.parse().map_err(|e| BackendError::invalid(BACKEND, e))?;
+        Self::new(config, schema)
+    }
+
+    /// Points the sink at another database (e.g. after a failover or a credential
+    /// rotation); the current connection is closed at the next write.
+    pub fn set_config(&self, mut config: tokio_postgres::Config) {
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
+        if let Ok(mut conn) = self.conn.try_lock() {
+            *conn = None;
+        } else {
+            // A write is running; it will use the new config after its next failure.
+            tracing::debug!("audit postgres config swapped while a write is in progress");
+        }
+    }
+
+    async fn open(&self) -> Result<Conn, BackendError> {
+        let config = self
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let (client, connection) = config.connect(NoTls).await.map_err(err)?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!("audit postgres connection closed: {e}");
+            }
+        });
+        let conn = Conn { client, task };
+        conn.client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE IF NOT EXISTS gw_audit_staging \
+                 (LIKE {}.gateway_audit_logs) ON COMMIT DELETE ROWS",
+                self.schema
+            ))
+            .await
+            .map_err(err)?;
+        Ok(conn)
+    }
+
+    async fn ensure_partitions(
+        &self,
+        client: &Client,
+        batch: &[AuditRecord],
+    ) -> Result<(), BackendError> {
+        let mut missing = Vec::new();
+        {
+            let known = self.months.lock().unwrap_or_else(|p| p.into_inner());
+            for r in batch {
+                let m = month_index(r.timestamp);
+                if !known.contains(&m) && !missing.iter().any(|(k, _)| *k == m) {
+                    missing.push((m, r.timestamp));
+                }
+            }
+        }
+        let sql = format!("SELECT {}.gateway_audit_ensure_partition($1)", self.schema);
+        for (m, at) in missing {
+            client.execute(&sql, &[&at]).await.map_err(err)?;
+            self.months
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(m);
+        }
+        Ok(())
+    }
+
+    async fn write_batch(
+        &self,
+        client: &mut Client,
+        batch: &[AuditRecord],
+    ) -> Result<(), BackendError> {
+        self.ensure_partitions(client, batch).await?;
+        let tx = client.transaction().await.map_err(err)?;
+        tx.batch_execute("SET LOCAL gw_audit.role = 'system'")
+            .await
+            .map_err(err)?;
+        let copy = tx
+            .copy_in(&format!(
+                "COPY pg_temp.gw_audit_staging ({COLUMNS}) FROM STDIN (FORMAT binary)"
+            ))
+            .await
+            .map_err(err)?;
+        let writer = BinaryCopyInWriter::new(copy, &TYPES);
+        let mut writer = std::pin::pin!(writer);
+        for r in batch {
+            let query = Json(&r.query_params);
+            let req_headers = Json(&r.request_headers);
+            let body = r.request_body.as_ref().map(Json);
+            let decisions = Json(&r.decisions);
+            let res_headers = Json(&r.response_headers);
+            let row: [&(dyn ToSql + Sync); 29] = [
+                &r.id,
+                &r.correlation_id,
+                &r.causation_id,
+                &r.timestamp,
+                &r.gateway_type,
+                &r.request_id,
+                &r.http_method,
+                &r.endpoint,
+                &query,
+                &req_headers,
+                &body,
+                &r.user_id,
+                &r.customer_id,
+                &r.email,
+                &r.roles,
+                &r.trial_mode,
+                &r.policies_evaluated,
+                &decisions,
+                &r.policy_latency_us,
+                &r.status_code,
+                &res_headers,
+                &r.error_type,
+                &r.error_message,
+                &r.total_latency_us,
+                &r.upstream_latency_us,
+                &r.action,
+                &r.resource,
+                &r.resource_id,
+                &r.response_complete,
+            ];
+            writer.as_mut().write(&row).await.map_err(err)?;
+        }
+        writer.finish().await.map_err(err)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {}.gateway_audit_logs ({COLUMNS}) SELECT {COLUMNS} \
+                 FROM pg_temp.gw_audit_staging ON CONFLICT DO NOTHING",
+                self.schema
+            ),
+            &[],
+        )
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)
+    }
+}
+
+impl AuditSink for PostgresSink {
+    fn write<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let mut guard = self.conn.lock().await;
+            if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
+                *guard = None;
+                *guard = Some(self.open().await?);
+            }
+            let conn = guard.as_mut().expect("opened above");
+            let result = self.write_batch(&mut conn.client, batch).await;
+            if result.is_err() {
+                // Start from a fresh connection next time.
+                *guard = None;
+            }
+            result
+        })
+    }
+}
+
+/// Months since 1970-01 (UTC) of `t`.
+fn month_index(t: SystemTime) -> i64 {
+    let secs = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    let days = secs.div_euclid(86_400);
+    // Civil-from-days (H. Hinnant), year and month only.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year - 1970) * 12 + (month - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_index_follows_utc_months() {
+        let at = |s: u64| month_index(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), 0);
+        assert_eq!(at(31 * 86_400 - 1), 0);
+        assert_eq!(at(31 * 86_400), 1);
+        // 2024-02-29T12:00:00Z and 2024-03-01T00:00:00Z
+        assert_eq!(at(1_709_208_000), (2024 - 1970) * 12 + 1);
+        assert_eq!(at(1_709_251_200), (2024 - 1970) * 12 + 2);
+    }
+
+    #[test]
+    fn schema_names_are_checked() {
+        assert!(check_schema("audit_1").is_ok());
+        for bad in ["", "1abc", "Audit", "a-b", "a;drop", &"x".repeat(64)] {
+            assert!(check_schema(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! The [`AuditWriter`]: a bounded queue in front of a background worker that writes
+//! batches to an [`AuditSink`](crate::AuditSink), retries, and spools to disk.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::pending::Raw;
+use crate::record::AuditRecord;
+use crate::sink::AuditSink;
+
+pub(crate) mod spool;
+mod worker;
+
+use spool::Spool;
+
+/// What happens to a record when the in-memory queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OverflowPolicy {
+    /// Append it to the disk spool (the default). Without a spool directory the record
+    /// is dropped and counted.
+    #[default]
+    Spool,
+    /// Drop the oldest queued record to make room, and count it.
+    DropOldest,
+    /// Refuse new requests with `503 service-unavailable` while the queue is full; a
+    /// request that is let in has its queue slot reserved.
+    Reject,
+}
+
+/// Settings of an [`AuditWriter`].
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub(crate) capacity: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) max_batch: usize,
+    pub(crate) flush_interval: Duration,
+    pub(crate) retry_attempts: u32,
+    pub(crate) retry_base: Duration,
+    pub(crate) retry_max: Duration,
+    pub(crate) probe_interval: Duration,
+    pub(crate) write_timeout: Duration,
+    pub(crate) spool_dir: Option<PathBuf>,
+    pub(crate) segment_bytes: u64,
+    pub(crate) overflow: OverflowPolicy,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WriterConfig {
+    /// Queue of 10 000 records, batches of 100 (up to 1 000 under backlog) or every 5 s, 3 retries from 100 ms
+    /// doubling up to 2 s, probe an unhealthy sink every second, 30 s write timeout,
+    /// overflow to the spool,
+    /// no spool directory (set one with [`WriterConfig::spool_dir`] for durability).
+    pub const fn new() -> Self {
+        Self {
+            capacity: 10_000,
+            batch_size: 100,
+            max_batch: 1000,
+            flush_interval: Duration::from_secs(5),
+            retry_attempts: 3,
+            retry_base: Duration::from_millis(100),
+            retry_max: Duration::from_secs(2),
+            probe_interval: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(30),
+            spool_dir: None,
+            segment_bytes: 8 << 20,
+            overflow: OverflowPolicy::Spool,
+        }
+    }
+
+    /// Maximum records waiting in memory.
+    pub const fn capacity(mut self, records: usize) -> Self {
+        self.capacity = if records == 0 { 1 } else { records };
+        self
+    }
+
+    /// Records per batch; a full batch is written at once.
+    pub const fn batch_size(mut self, records: usize) -> Self {
+        self.batch_size = if records == 0 { 1 } else { records };
+        self
+    }
+
+    /// Largest batch written at once when a backlog has built up (default 1 000), so
+    /// sustained load is written in fewer, larger transactions.
+    pub const fn max_batch(mut self, records: usize) -> Self {
+        self.max_batch = if records == 0 { 1 } else { records };
+        self
+    }
+
+    /// A partial batch is written at least this often.
+    pub const fn flush_interval(mut self, every: Duration) -> Self {
+        self.flush_interval = every;
+        self
+    }
+
+    /// Retries of a failed batch, with exponential backoff from `base` capped at `max`,
+    /// before it goes to the spool.
+    pub const fn retry(mut self, attempts: u32, base: Duration, max: Duration) -> Self {
+        self.retry_attempts = attempts;
+        self.retry_base = base;
+        self.retry_max = max;
+        self
+    }
+
+    /// How often an unhealthy sink is tried again (by replaying the spool).
+    pub const fn probe_interval(mut self, every: Duration) -> Self {
+        self.probe_interval = every;
+        self
+    }
+
+    /// Longest a single sink write may take before it counts as failed (default 30 s).
+    pub const fn write_timeout(mut self, limit: Duration) -> Self {
+        self.write_timeout = limit;
+        self
+    }
+
+    /// Directory of the durable spool. Segments found there at start are replayed.
+    pub fn spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+
+    /// Size at which a spool segment is closed and a new one started.
+    pub const fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// What to do when the queue is full.
+    pub const fn overflow(mut self, policy: OverflowPolicy) -> Self {
+        self.overflow = policy;
+        self
+    }
+}
+
+/// Counters of an [`AuditWriter`] since it started (also exported through `metrics` as
+/// `gw_audit_records_{written,retried,spooled,dropped,rejected}_total`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditStats {
+    /// Records the sink accepted (first try, retry, or spool replay).
+    pub written: u64,
+    /// Record writes that failed and were tried again.
+    pub retried: u64,
+    /// Records appended to the disk spool.
+    pub spooled: u64,
+    /// Records lost: `drop_oldest` evictions, or no spool to fall back to.
+    pub dropped: u64,
+    /// Requests refused with 503 under the `reject` policy.
+    pub rejected: u64,
+}
+
+/// What [`AuditWriter::shutdown`] did with the records it still had.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Records written to the sink during the drain.
+    pub flushed: u64,
+    /// Records put into the spool during the drain (replayed at next start).
+    pub spooled: u64,
+    /// Records lost during the drain.
+    pub dropped: u64,
+    /// Totals over the writer's life.
+    pub totals: AuditStats,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    written: AtomicU64,
+    retried: AtomicU64,
+    spooled: AtomicU64,
+    dropped: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn written(&self, n: usize) {
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        metrics::counter!("gw_audit_records_written_total").increment(n as u64);
+    }
+    pub(crate) fn retried(&self, n: usize) {
+        self.retried.fetch_add(n as u64, Ordering::Relaxed);
+        metrics::counter!("gw_audit_records_retried_total").increment(n as u64);
+    }
+    pub(crate) fn spooled(&self, n: usize) {
+        self.spooled.fetch_add(n as u64, Ordering::Relaxed);
+        metrics::counter!("gw_audit_records_spooled_total").increment(n as u64);
+    }
+    /// Counts a loss; returns whether it deserves a log line (the first ten losses, then
+    /// whenever the total passes a power of two), so a flood of losses cannot flood logs.
+    pub(crate) fn dropped(&self, n: usize, reason: &'static str) -> bool {
+        let before = self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        metrics::counter!("gw_audit_records_dropped_total", "reason" => reason).increment(n as u64);
+        let after = before + n as u64;
+        before < 10 || (before + 1..=after).any(u64::is_power_of_two)
+    }
+    fn snapshot(&self) -> AuditStats {
+        AuditStats {
+            written: self.written.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            spooled: self.spooled.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A queued record: as the layer left it (converted by the worker), or ready-made.
+pub(crate) enum Item {
+    Raw(Box<Raw>),
+    Record(Box<AuditRecord>),
+}
+
+impl Item {
+    pub(crate) fn into_record(self) -> AuditRecord {
+        match self {
+            Self::Raw(raw) => raw.into_record(),
+            Self::Record(record) => *record,
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) queue: Mutex<VecDeque<Item>>,
+    /// Queue slots promised to in-flight requests (`reject` policy).
+    reserved: AtomicUsize,
+    pub(crate) config: WriterConfig,
+    pub(crate) notify: Notify,
+    pub(crate) spool: Option<Spool>,
+    pub(crate) counters: Counters,
+    pub(crate) closing: AtomicBool,
+    /// Set (under the queue lock) once the worker took its last records.
+    pub(crate) stopped: AtomicBool,
+    pub(crate) deadline: Mutex<Option<tokio::time::Instant>>,
+    worker: Mutex<Option<JoinHandle<ShutdownReport>>>,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, VecDeque<Item>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts `batch` into the spool, or counts it dropped when there is none or it fails.
+    pub(crate) fn spool_or_drop(&self, batch: &[AuditRecord], sync: bool) {
+        match &self.spool {
+            Some(spool) => match spool.append(batch, sync) {
+                Ok(()) => self.counters.spooled(batch.len()),
+                Err(e) => {
+                    tracing::error!(
+                        "audit spool write failed, {} records lost: {e}",
+                        batch.len()
+                    );
+                    self.counters.dropped(batch.len(), "spool-error");
+                }
+            },
+            None => {
+                tracing::error!(
+                    "audit sink unavailable and no spool: {} records lost",
+                    batch.len()
+                );
+                self.counters.dropped(batch.len(), "no-spool");
+            }
+        }
+    }
+}
+
+/// Handle to the audit queue and its background worker; cheap to clone.
+///
+/// Created with [`AuditWriter::spawn`] inside a Tokio runtime. Records are pushed by the
+/// [`AuditLayer`](crate::AuditLayer) (or [`AuditWriter::push`]); call
+/// [`AuditWriter::shutdown`] on the way out to drain the queue.
+#[derive(Clone)]
+pub struct AuditWriter {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AuditWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditWriter")
+            .field("config", &self.shared.config)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditWriter {
+    /// Starts the worker writing to `sink`. Fails only if the spool directory cannot be
+    /// opened. Spooled segments from an earlier run are replayed first.
+    pub fn spawn(sink: impl AuditSink, config: WriterConfig) -> std::io::Result<Self> {
+        let spool = match &config.spool_dir {
+            Some(dir) => Some(Spool::open(dir, config.segment_bytes)?),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(VecDeque::with_capacity(config.capacity.min(4096))),
+            reserved: AtomicUsize::new(0),
+            config,
+            notify: Notify::new(),
+            spool,
+            counters: Counters::default(),
+            closing: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            deadline: Mutex::new(None),
+            worker: Mutex::new(None),
+        });
+        let handle = tokio::spawn(worker::run(shared.clone(), Box::new(sink)));
+        *shared.worker.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        Ok(Self { shared })
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> AuditStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Records waiting in memory.
+    pub fn queued(&self) -> usize {
+        self.shared.lock().len()
+    }
+
+    /// Segment files currently in the spool.
+    pub fn spool_segments(&self) -> usize {
+        self.shared.spool.as_ref().map_or(0, Spool::segments)
+    }
+
+    pub(crate) fn policy(&self) -> OverflowPolicy {
+        self.shared.config.overflow
+    }
+
+    /// Reserves a queue slot (`reject` policy); `false` when the queue is full.
+    pub(crate) fn try_reserve(&self) -> bool {
+        let queue = self.shared.lock();
+        let reserved = self.shared.reserved.load(Ordering::Relaxed);
+        if queue.len() + reserved >= self.shared.config.capacity {
+            drop(queue);
+            self.shared
+                .counters
+                .rejected
+                .fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("gw_audit_records_rejected_total").increment(1);
+            return false;
+        }
+        self.shared.reserved.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Queues a record (applying the overflow policy when the queue is full).
+    pub fn push(&self, record: AuditRecord) {
+        self.push_item(Item::Record(Box::new(record)), false);
+    }
+
+    pub(crate) fn push_raw(&self, raw: Box<Raw>, reserved: bool) {
+        self.push_item(Item::Raw(raw), reserved);
+    }
+
+    fn push_item(&self, record: Item, reserved: bool) {
+        let shared = &*self.shared;
+        let mut queue = shared.lock();
+        if reserved {
+            shared.reserved.fetch_sub(1, Ordering::Relaxed);
+        }
+        let taken = shared.reserved.load(Ordering::Relaxed);
+        let full = queue.len() + taken >= shared.config.capacity;
+        if shared.stopped.load(Ordering::Relaxed) {
+            drop(queue);
+            shared.spool_or_drop(&[record.into_record()], true);
+            return;
+        }
+        if !full || reserved {
+            queue.push_back(record);
+        } else {
+            match shared.config.overflow {
+                OverflowPolicy::DropOldest => {
+                    queue.pop_front();
+                    queue.push_back(record);
+                    drop(queue);
+                    if shared.counters.dropped(1, "drop-oldest") {
+                        tracing::warn!(
+                            total = shared.counters.dropped.load(Ordering::Relaxed),
+                            "audit queue full: oldest record dropped"
+                        );
+                    }
+                    return;
+                }
+                OverflowPolicy::Spool | OverflowPolicy::Reject => {
+                    drop(queue);
+                    shared.spool_or_drop(&[record.into_record()], false);
+                    return;
+                }
+            }
+        }
+        let len = queue.len();
+        drop(queue);
+        if len >= shared.config.batch_size {
+            shared.notify.notify_one();
+        }
+    }
+
+    /// Stops the worker: writes what is queued until `deadline` has passed, spools the
+    /// rest, and reports. Records pushed afterwards go straight to the spool.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        *self
+            .shared
+            .deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now() + deadline);
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.notify.notify_one();
+        let handle = self
+            .shared
+            .worker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let mut report = match handle {
+            Some(h) => h.await.unwrap_or_default(),
+            None => ShutdownReport::default(),
+        };
+        report.totals = self.stats();
+        report
+    }
+}

@@ -1,0 +1,500 @@
+//! The PostgreSQL sink and migration against the local PostgreSQL (`DATABASE_URL`), each
+//! test in its own schema.
+#![cfg(feature = "postgres")]
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use gw_audit::sink::BoxFuture;
+use gw_audit::{
+    AuditLayer, AuditRecord, AuditSink, AuditWriter, HeaderFields, MemorySink, PostgresSink,
+    REDACTED, WriterConfig, migrate,
+};
+use gw_core::{BackendError, Decision, Decisions, ManualClock, Outcome, Principal};
+use gw_problem::ProblemLayer;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use tokio_postgres::types::Json;
+use tokio_postgres::{Client, NoTls, Row};
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+type Body = Full<Bytes>;
+
+fn db_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+async fn connect() -> Client {
+    let (client, conn) = tokio_postgres::connect(&db_url(), NoTls)
+        .await
+        .expect("PostgreSQL must be reachable at DATABASE_URL");
+    tokio::spawn(conn);
+    client
+}
+
+/// A fresh schema with the migration applied (twice: it is idempotent).
+async fn schema() -> (Client, String) {
+    let client = connect().await;
+    let name = format!("gwa_{}", &uuid::Uuid::now_v7().simple().to_string()[16..]);
+    migrate(&client, &name).await.unwrap();
+    migrate(&client, &name).await.unwrap();
+    (client, name)
+}
+
+async fn drop_schema(client: &Client, schema: &str) {
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+fn sink(schema: &str) -> Arc<PostgresSink> {
+    Arc::new(PostgresSink::connect_str(&db_url(), schema).unwrap())
+}
+
+async fn count(client: &Client, schema: &str) -> (i64, i64) {
+    let row = client
+        .query_one(
+            &format!("SELECT count(*), count(DISTINCT id) FROM {schema}.gateway_audit_logs"),
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// Writes to both sinks, so the row can be compared with the in-memory record.
+struct Tee(MemorySink, Arc<PostgresSink>);
+
+impl AuditSink for Tee {
+    fn write<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.1.write(batch).await?;
+            self.0.write(batch).await
+        })
+    }
+}
+
+fn from_row(row: &Row) -> AuditRecord {
+    let headers = |i: usize| -> HeaderFields {
+        serde_json::from_value(row.get::<_, Json<serde_json::Value>>(i).0).unwrap()
+    };
+    AuditRecord {
+        id: row.get(0),
+        correlation_id: row.get(1),
+        causation_id: row.get(2),
+        timestamp: row.get(3),
+        gateway_type: row.get(4),
+        request_id: row.get(5),
+        http_method: row.get(6),
+        endpoint: row.get(7),
+        query_params: row.get::<_, Json<serde_json::Value>>(8).0,
+        request_headers: headers(9),
+        request_body: row
+            .get::<_, Option<Json<serde_json::Value>>>(10)
+            .map(|j| j.0),
+        user_id: row.get(11),
+        customer_id: row.get(12),
+        email: row.get(13),
+        roles: row.get(14),
+        trial_mode: row.get(15),
+        policies_evaluated: row.get(16),
+        decisions: row.get::<_, Json<serde_json::Value>>(17).0,
+        policy_latency_us: row.get(18),
+        status_code: row.get(19),
+        response_headers: headers(20),
+        error_type: row.get(21),
+        error_message: row.get(22),
+        total_latency_us: row.get(23),
+        upstream_latency_us: row.get(24),
+        action: row.get(25),
+        resource: row.get(26),
+        resource_id: row.get(27),
+        response_complete: row.get(28),
+    }
+}
+
+const SELECT_ALL: &str = "id, correlation_id, causation_id, \"timestamp\", gateway_type, \
+    request_id, http_method, endpoint, query_params, request_headers, request_body, user_id, \
+    customer_id, email, roles, trial_mode, policies_evaluated, decisions, policy_latency_us, \
+    status_code, response_headers, error_type, error_message, total_latency_us, \
+    upstream_latency_us, action, resource, resource_id, response_complete";
+
+async fn handler(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
+    req.extensions_mut().insert(Principal {
+        sub: "s".into(),
+        user_id: "user-9".into(),
+        email: "u9@example.com".into(),
+        customer_id: "cust-9".into(),
+        roles: Arc::from(vec!["admin".to_owned()]),
+        governor_agent_id: None,
+        trial: None,
+    });
+    Decisions::record(
+        req.extensions(),
+        Decision::new(
+            "budget",
+            "agent_daily",
+            Outcome::Allow,
+            Duration::from_micros(3),
+        )
+        .reason("within-budget"),
+    );
+    let mut res = Response::new(Body::from("ok"));
+    res.headers_mut()
+        .insert("set-cookie", "sid=S3CRET".parse().unwrap());
+    Ok(res)
+}
+
+#[tokio::test]
+async fn records_arrive_with_every_field_and_redaction_holds() {
+    let (client, schema) = schema().await;
+    let memory = MemorySink::new();
+    let writer =
+        AuditWriter::spawn(Tee(memory.clone(), sink(&schema)), WriterConfig::new()).unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(ProblemLayer::new())
+        .layer(AuditLayer::new(writer.clone()).clock(Arc::new(ManualClock::at_unix(1_760_000_000))))
+        .service(service_fn(handler));
+    let req = Request::post("/api/v1/agents?token=S3CRET&x=1")
+        .header("authorization", "Bearer S3CRET")
+        .header("x-api-key", "S3CRET")
+        .header("content-type", "application/json")
+        .header("x-request-id", "cause-9")
+        .body(Body::from(r#"{"password":"S3CRET","name":"n"}"#))
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    let report = writer.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(report.flushed, 1);
+
+    let rows = client
+        .query(
+            &format!("SELECT {SELECT_ALL} FROM {schema}.gateway_audit_logs"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    let stored = from_row(&rows[0]);
+    let kept = memory.records();
+    assert_eq!(stored, kept[0]);
+    assert_eq!(stored.user_id.as_deref(), Some("user-9"));
+    assert_eq!(stored.causation_id.as_deref(), Some("cause-9"));
+    assert_eq!(stored.decisions[0]["reason"], "within-budget");
+    assert_eq!(
+        stored.timestamp,
+        UNIX_EPOCH + Duration::from_secs(1_760_000_000)
+    );
+
+    let text: String = client
+        .query_one(
+            &format!("SELECT row_to_json(t)::text FROM {schema}.gateway_audit_logs t"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!text.contains("S3CRET"), "secret stored: {text}");
+    assert!(text.contains(REDACTED));
+    drop_schema(&client, &schema).await;
+}
+
+fn record(user: &str, customer: &str, at: SystemTime) -> AuditRecord {
+    let id = uuid::Uuid::now_v7();
+    AuditRecord {
+        id,
+        correlation_id: format!("corr-{id}"),
+        causation_id: None,
+        timestamp: at,
+        gateway_type: Some("cp".into()),
+        request_id: id.to_string(),
+        http_method: "GET".into(),
+        endpoint: "/api/v1/agents".into(),
+        query_params: serde_json::json!({}),
+        request_headers: HeaderFields::default(),
+        request_body: None,
+        user_id: Some(user.into()),
+        customer_id: Some(customer.into()),
+        email: None,
+        roles: vec!["viewer".into()],
+        trial_mode: false,
+        policies_evaluated: vec![],
+        decisions: serde_json::json!([]),
+        policy_latency_us: 0,
+        status_code: 200,
+        response_headers: HeaderFields::default(),
+        error_type: None,
+        error_message: None,
+        total_latency_us: 10,
+        upstream_latency_us: None,
+        action: None,
+        resource: None,
+        resource_id: None,
+        response_complete: true,
+    }
+}
+
+#[tokio::test]
+async fn a_retried_batch_leaves_no_duplicates() {
+    let (client, schema) = schema().await;
+    let sink = sink(&schema);
+    let now = SystemTime::now();
+    let batch: Vec<_> = (0..50).map(|_| record("u", "c", now)).collect();
+    sink.write(&batch[..30]).await.unwrap();
+    // The retry of a batch that (unknown to the writer) had been committed, overlapping
+    // a new one.
+    sink.write(&batch).await.unwrap();
+    sink.write(&batch[20..]).await.unwrap();
+    assert_eq!(count(&client, &schema).await, (50, 50));
+    drop_schema(&client, &schema).await;
+}
+
+/// A cluster-wide role for RLS checks: stable name, created if missing, never dropped
+/// (other test runs may use it concurrently).
+const APP_ROLE: &str = "gw_audit_rls_tester";
+
+async fn app_role(client: &Client, schema: &str) {
+    client
+        .batch_execute(&format!(
+            "DO $$ BEGIN CREATE ROLE {APP_ROLE} NOLOGIN; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+             GRANT USAGE ON SCHEMA {schema} TO {APP_ROLE};
+             GRANT SELECT, INSERT, DELETE ON {schema}.gateway_audit_logs TO {APP_ROLE};"
+        ))
+        .await
+        .unwrap();
+}
+
+/// Runs `sql` as the application role with the given session identity.
+async fn as_app(
+    client: &mut Client,
+    role: &str,
+    user: &str,
+    customer: &str,
+    sql: &str,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.batch_execute(&format!("SET LOCAL ROLE {APP_ROLE}"))
+        .await?;
+    for (k, v) in [
+        ("gw_audit.role", role),
+        ("gw_audit.user_id", user),
+        ("gw_audit.customer_id", customer),
+    ] {
+        tx.execute("SELECT set_config($1, $2, true)", &[&k, &v])
+            .await?;
+    }
+    let rows = tx.query(sql, &[]).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+#[tokio::test]
+async fn row_level_security_for_admin_user_customer_admin_and_system() {
+    let (mut client, schema) = schema().await;
+    app_role(&client, &schema).await;
+    let now = SystemTime::now();
+    let rows = [
+        record("alice", "acme", now),
+        record("bob", "acme", now),
+        record("carol", "globex", now),
+    ];
+    sink(&schema).write(&rows).await.unwrap();
+
+    let users = |rows: Vec<Row>| -> Vec<String> {
+        let mut v: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        v.sort();
+        v
+    };
+    let select = format!("SELECT user_id FROM {schema}.gateway_audit_logs");
+
+    let admin = as_app(&mut client, "admin", "", "", &select).await.unwrap();
+    assert_eq!(users(admin), ["alice", "bob", "carol"]);
+    let own = as_app(&mut client, "user", "bob", "acme", &select)
+        .await
+        .unwrap();
+    assert_eq!(users(own), ["bob"]);
+    let cust = as_app(&mut client, "customer_admin", "alice", "acme", &select)
+        .await
+        .unwrap();
+    assert_eq!(users(cust), ["alice", "bob"]);
+    let nobody = as_app(&mut client, "", "", "", &select).await.unwrap();
+    assert!(nobody.is_empty());
+    // A user cannot see another customer's rows by claiming customer_admin's customer
+    // without the role.
+    let spoof = as_app(&mut client, "user", "mallory", "acme", &select)
+        .await
+        .unwrap();
+    assert!(spoof.is_empty());
+
+    // Only the system role inserts (and a retried insert is a no-op for it too).
+    let id = uuid::Uuid::now_v7();
+    let insert = format!(
+        "INSERT INTO {schema}.gateway_audit_logs (id, correlation_id, \"timestamp\", request_id, \
+         http_method, endpoint, status_code, total_latency_us, user_id) \
+         VALUES ('{id}', 'c', '2026-01-01T00:00:00Z', 'r', 'GET', '/', 200, 1, 'dave') \
+         ON CONFLICT DO NOTHING"
+    );
+    client
+        .execute(
+            &format!("SELECT {schema}.gateway_audit_ensure_partition('2026-01-01T00:00:00Z')"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let denied = as_app(&mut client, "user", "dave", "acme", &insert).await;
+    let denied = denied.unwrap_err();
+    let message = denied
+        .as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_default();
+    assert!(message.contains("row-level security"), "{denied:?}");
+    as_app(&mut client, "system", "", "", &insert)
+        .await
+        .unwrap();
+    as_app(&mut client, "system", "", "", &insert)
+        .await
+        .unwrap();
+    // The system role writes but does not read.
+    let system_reads = as_app(&mut client, "system", "", "", &select)
+        .await
+        .unwrap();
+    assert!(system_reads.is_empty());
+    assert_eq!(count(&client, &schema).await, (4, 4));
+
+    // Users cannot delete, admins can.
+    let delete =
+        format!("DELETE FROM {schema}.gateway_audit_logs WHERE user_id = 'dave' RETURNING user_id");
+    assert!(
+        as_app(&mut client, "user", "dave", "acme", &delete)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        as_app(&mut client, "admin", "", "", &delete)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    drop_schema(&client, &schema).await;
+}
+
+#[tokio::test]
+async fn an_outage_during_n_requests_ends_with_exactly_n_rows() {
+    const N: usize = 60;
+    let (client, schema) = schema().await;
+    // Nothing listens on port 1: every connection attempt is refused.
+    let sink = Arc::new(
+        PostgresSink::connect_str("postgres://postgres@127.0.0.1:1/test", &schema).unwrap(),
+    );
+    let dir = std::env::temp_dir().join(format!("gw-audit-pg-{schema}"));
+    let config = WriterConfig::new()
+        .batch_size(10)
+        .flush_interval(Duration::from_millis(20))
+        .retry(2, Duration::from_millis(5), Duration::from_millis(20))
+        .probe_interval(Duration::from_millis(20))
+        .spool_dir(&dir);
+    let writer = AuditWriter::spawn(sink.clone(), config).unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(ProblemLayer::new())
+        .layer(AuditLayer::new(writer.clone()))
+        .service(service_fn(handler));
+    for n in 0..N {
+        let req = Request::get(format!("/api/v1/agents/{n}"))
+            .body(Body::default())
+            .unwrap();
+        let res = svc.clone().oneshot(req).await.unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    wait(|| writer.stats().spooled as usize == N).await;
+    assert_eq!(count(&client, &schema).await, (0, 0));
+    assert!(writer.stats().retried > 0);
+
+    // The database is back.
+    sink.set_config(db_url().parse().unwrap());
+    let mut rows = (0, 0);
+    for _ in 0..1000 {
+        rows = count(&client, &schema).await;
+        if rows.0 as usize >= N && writer.spool_segments() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = writer.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(report.dropped, 0);
+    assert_eq!(
+        count(&client, &schema).await,
+        (N as i64, N as i64),
+        "after {rows:?}"
+    );
+    let paths: HashSet<String> = client
+        .query(
+            &format!("SELECT endpoint FROM {schema}.gateway_audit_logs"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(paths.len(), N);
+    assert_eq!(writer.spool_segments(), 0);
+    std::fs::remove_dir_all(dir).unwrap();
+    drop_schema(&client, &schema).await;
+}
+
+async fn wait(mut f: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached");
+}
+
+#[tokio::test]
+async fn retention_drops_old_partitions_and_rows() {
+    let (client, schema) = schema().await;
+    let day = Duration::from_secs(86_400);
+    let now = SystemTime::now();
+    let batch = [
+        record("old", "c", now - day * 200),
+        record("edge", "c", now - day * 91),
+        record("recent", "c", now - day * 10),
+        record("now", "c", now),
+    ];
+    sink(&schema).write(&batch).await.unwrap();
+    let dropped: i32 = client
+        .query_one(&format!("SELECT {schema}.gateway_audit_retention()"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(dropped >= 1, "the 200-day-old month partition is dropped");
+    let left: Vec<String> = client
+        .query(
+            &format!("SELECT user_id FROM {schema}.gateway_audit_logs ORDER BY \"timestamp\""),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, ["recent", "now"]);
+    drop_schema(&client, &schema).await;
+}
+
+#[tokio::test]
+async fn unsafe_schema_names_are_refused() {
+    let client = connect().await;
+    assert!(migrate(&client, "x; DROP TABLE y").await.is_err());
+    assert!(PostgresSink::connect_str(&db_url(), "Bad-Name").is_err());
+}

@@ -1,0 +1,235 @@
+//! AuditWriter: batching, retries, spool, replay, shutdown.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use gw_audit::sink::BoxFuture;
+use gw_audit::{AuditRecord, AuditSink, AuditWriter, OverflowPolicy, WriterConfig};
+use gw_core::BackendError;
+
+/// A sink that can be switched down, fails its first `fail_first` writes, and keeps
+/// what it accepted.
+#[derive(Default)]
+struct FlakySink {
+    down: AtomicBool,
+    fail_first: AtomicUsize,
+    writes: AtomicUsize,
+    records: Mutex<Vec<AuditRecord>>,
+}
+
+impl FlakySink {
+    fn ids(&self) -> Vec<uuid::Uuid> {
+        self.records.lock().unwrap().iter().map(|r| r.id).collect()
+    }
+}
+
+impl AuditSink for FlakySink {
+    fn write<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BackendError>> {
+        let n = self.writes.fetch_add(1, Ordering::SeqCst);
+        let result =
+            if self.down.load(Ordering::SeqCst) || n < self.fail_first.load(Ordering::SeqCst) {
+                Err(BackendError::unavailable("flaky", "down"))
+            } else {
+                self.records.lock().unwrap().extend_from_slice(batch);
+                Ok(())
+            };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+fn record(n: usize) -> AuditRecord {
+    let id = uuid::Uuid::now_v7();
+    AuditRecord {
+        id,
+        correlation_id: format!("c{n}"),
+        causation_id: None,
+        timestamp: SystemTime::now(),
+        gateway_type: None,
+        request_id: id.to_string(),
+        http_method: "GET".into(),
+        endpoint: "/x".into(),
+        query_params: serde_json::json!({}),
+        request_headers: Default::default(),
+        request_body: None,
+        user_id: None,
+        customer_id: None,
+        email: None,
+        roles: vec![],
+        trial_mode: false,
+        policies_evaluated: vec![],
+        decisions: serde_json::json!([]),
+        policy_latency_us: 0,
+        status_code: 200,
+        response_headers: Default::default(),
+        error_type: None,
+        error_message: None,
+        total_latency_us: 1,
+        upstream_latency_us: None,
+        action: None,
+        resource: None,
+        resource_id: None,
+        response_complete: true,
+    }
+}
+
+fn spool_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("gw-audit-test-{}", uuid::Uuid::now_v7()))
+}
+
+fn fast() -> WriterConfig {
+    WriterConfig::new()
+        .batch_size(10)
+        .flush_interval(Duration::from_millis(20))
+        .retry(2, Duration::from_millis(1), Duration::from_millis(5))
+        .probe_interval(Duration::from_millis(10))
+}
+
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn assert_unique(ids: &[uuid::Uuid], n: usize) {
+    assert_eq!(ids.len(), n);
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), n);
+}
+
+#[tokio::test]
+async fn a_full_batch_is_written_without_waiting_for_the_interval() {
+    let sink = Arc::new(FlakySink::default());
+    let writer = AuditWriter::spawn(
+        sink.clone(),
+        WriterConfig::new()
+            .batch_size(10)
+            .max_batch(10)
+            .flush_interval(Duration::from_secs(3600)),
+    )
+    .unwrap();
+    for n in 0..25 {
+        writer.push(record(n));
+    }
+    until("two full batches", || sink.ids().len() == 20).await;
+    assert_eq!(writer.queued(), 5);
+    let report = writer.shutdown(Duration::from_secs(5)).await;
+    assert_eq!((report.flushed, report.spooled, report.dropped), (5, 0, 0));
+    assert_unique(&sink.ids(), 25);
+}
+
+#[tokio::test]
+async fn failed_batches_are_retried_once_each_without_duplicates() {
+    let sink = Arc::new(FlakySink::default());
+    sink.fail_first.store(2, Ordering::SeqCst);
+    let writer = AuditWriter::spawn(sink.clone(), fast()).unwrap();
+    for n in 0..10 {
+        writer.push(record(n));
+    }
+    until("the retried batch", || sink.ids().len() == 10).await;
+    let stats = writer.stats();
+    assert_eq!((stats.written, stats.retried, stats.spooled), (10, 20, 0));
+    writer.shutdown(Duration::from_secs(5)).await;
+    assert_unique(&sink.ids(), 10);
+}
+
+#[tokio::test]
+async fn an_outage_goes_to_the_spool_and_is_replayed_when_healthy() {
+    let dir = spool_dir();
+    let sink = Arc::new(FlakySink::default());
+    sink.down.store(true, Ordering::SeqCst);
+    let writer = AuditWriter::spawn(sink.clone(), fast().spool_dir(&dir)).unwrap();
+    for n in 0..57 {
+        writer.push(record(n));
+    }
+    until("everything spooled", || writer.stats().spooled == 57).await;
+    assert!(sink.ids().is_empty());
+    assert!(writer.spool_segments() > 0);
+
+    sink.down.store(false, Ordering::SeqCst);
+    until("the replay", || sink.ids().len() == 57).await;
+    until("the spool emptied", || writer.spool_segments() == 0).await;
+    let report = writer.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.dropped, 0);
+    assert_eq!(report.totals.written, 57);
+    assert_unique(&sink.ids(), 57);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_spools_what_it_cannot_write_and_the_next_start_replays_it() {
+    let dir = spool_dir();
+    let sink = Arc::new(FlakySink::default());
+    sink.down.store(true, Ordering::SeqCst);
+    let config = fast()
+        .flush_interval(Duration::from_secs(3600))
+        .batch_size(1000);
+    let writer = AuditWriter::spawn(sink.clone(), config.clone().spool_dir(&dir)).unwrap();
+    for n in 0..30 {
+        writer.push(record(n));
+    }
+    let report = writer.shutdown(Duration::from_millis(200)).await;
+    assert_eq!((report.flushed, report.spooled, report.dropped), (0, 30, 0));
+    // Records that arrive after shutdown still reach the spool.
+    writer.push(record(30));
+    assert_eq!(writer.stats().spooled, 31);
+
+    let healthy = Arc::new(FlakySink::default());
+    let again = AuditWriter::spawn(healthy.clone(), config.spool_dir(&dir)).unwrap();
+    until("the startup replay", || healthy.ids().len() == 31).await;
+    until("the spool emptied", || again.spool_segments() == 0).await;
+    again.shutdown(Duration::from_secs(5)).await;
+    assert_unique(&healthy.ids(), 31);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn overflow_goes_to_the_spool_by_default() {
+    let dir = spool_dir();
+    let sink = Arc::new(FlakySink::default());
+    let config = WriterConfig::new()
+        .capacity(5)
+        .batch_size(100)
+        .flush_interval(Duration::from_secs(3600))
+        .spool_dir(&dir);
+    assert_eq!(
+        format!("{:?}", OverflowPolicy::default()),
+        format!("{:?}", OverflowPolicy::Spool)
+    );
+    let writer = AuditWriter::spawn(sink.clone(), config.clone()).unwrap();
+    // Let the worker finish its (empty) startup replay first.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for n in 0..12 {
+        writer.push(record(n));
+    }
+    assert_eq!(writer.stats().spooled, 7);
+    assert_eq!(writer.queued(), 5);
+    let report = writer.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.flushed, 5);
+    assert_eq!(writer.spool_segments(), 1);
+
+    let again = AuditWriter::spawn(sink.clone(), config).unwrap();
+    until("the overflow replayed", || sink.ids().len() == 12).await;
+    again.shutdown(Duration::from_secs(5)).await;
+    assert_unique(&sink.ids(), 12);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn without_a_spool_losses_are_counted_not_silent() {
+    let sink = Arc::new(FlakySink::default());
+    sink.down.store(true, Ordering::SeqCst);
+    let writer = AuditWriter::spawn(sink.clone(), fast()).unwrap();
+    for n in 0..10 {
+        writer.push(record(n));
+    }
+    until("the loss to be counted", || writer.stats().dropped == 10).await;
+    let report = writer.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(report.totals.dropped, 10);
+    assert_eq!(report.totals.written, 0);
+}
