@@ -164,10 +164,10 @@ impl Decisions {
     }
 
     fn pick_principal(log: &mut DecisionLog, extensions: &Extensions) {
-        if log.principal.is_none() {
-            if let Some(p) = extensions.get::<Principal>() {
-                log.principal = Some(p.clone());
-            }
+        if log.principal.is_none()
+            && let Some(p) = extensions.get::<Principal>()
+        {
+            log.principal = Some(p.clone());
         }
     }
 

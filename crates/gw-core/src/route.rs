@@ -111,10 +111,10 @@ impl<T> Route<T> {
 
     /// Matches `path` (normalized) and returns the rank and captured parameters.
     fn matches<'r, 'p>(&'r self, method: &Method, path: &'p str) -> Option<(Rank, Params<'r, 'p>)> {
-        if let Some(methods) = &self.methods {
-            if !methods.contains(method) {
-                return None;
-            }
+        if let Some(methods) = &self.methods
+            && !methods.contains(method)
+        {
+            return None;
         }
         let mut params = Vec::new();
         let mut path_segs = path.strip_prefix('/')?.split('/').filter(|s| !s.is_empty());
@@ -211,10 +211,10 @@ impl<T> RouteSet<T> {
     pub fn find<'r, 'p>(&'r self, method: &Method, path: &'p str) -> Option<RouteMatch<'r, 'p, T>> {
         let mut best: Option<(Rank, &'r Route<T>, Params<'r, 'p>)> = None;
         for route in &self.routes {
-            if let Some((rank, params)) = route.matches(method, path) {
-                if best.as_ref().is_none_or(|(r, _, _)| rank > *r) {
-                    best = Some((rank, route, params));
-                }
+            if let Some((rank, params)) = route.matches(method, path)
+                && best.as_ref().is_none_or(|(r, _, _)| rank > *r)
+            {
+                best = Some((rank, route, params));
             }
         }
         best.map(|(_, route, params)| RouteMatch {

@@ -124,13 +124,12 @@ impl Problem {
         if self.type_base.is_none() {
             self.type_base = ctx.map(|c| c.type_base.clone());
         }
-        if !self.extensions.contains_key("correlation_id") {
-            if let Some(id) = ctx
+        if !self.extensions.contains_key("correlation_id")
+            && let Some(id) = ctx
                 .map(|c| &c.correlation_id)
                 .or_else(|| ext.get::<CorrelationId>())
-            {
-                self = self.correlation_id(id);
-            }
+        {
+            self = self.correlation_id(id);
         }
         self
     }

@@ -29,6 +29,183 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Where requests are proxied to.
     pub upstream: UpstreamConfig,
+    /// JWT bearer authentication.
+    pub auth: AuthConfig,
+    /// Service-to-service HMAC verification.
+    pub service_auth: ServiceAuthConfig,
+    /// Role-based access control.
+    pub rbac: RbacConfig,
+    /// Trial limit, governor approval, sandbox routing.
+    pub policy: PolicyConfig,
+    /// Spend budgets.
+    pub budget: BudgetConfig,
+    /// Audit records.
+    pub audit: AuditConfig,
+    /// Internal job-status callbacks.
+    pub callbacks: CallbacksConfig,
+    /// Feature flags (`enable_trial_mode = "false"`, ...); `GW_FLAG_*` variables override.
+    pub flags: std::collections::BTreeMap<String, String>,
+}
+
+/// `[auth]`: where the JWT verification keys come from, and what tokens must say.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// JWKS endpoint, refreshed in the background (`GW_AUTH_JWKS_URL`).
+    pub jwks_url: Option<String>,
+    /// JWKS file.
+    pub jwks_file: Option<String>,
+    /// PEM public key file (RSA, EC or Ed25519).
+    pub public_key_file: Option<String>,
+    /// Required `iss` (`GW_AUTH_ISSUER`).
+    pub issuer: Option<String>,
+    /// Required `aud` (`GW_AUTH_AUDIENCE`).
+    pub audience: Option<String>,
+    /// Extra public paths (gw-core route syntax) on top of the operator endpoints.
+    pub public_paths: Vec<String>,
+}
+
+/// `[service_auth]`: HMAC verification of service-to-service requests.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceAuthConfig {
+    /// Directory of `<service-id>.env` key files (`GW_SERVICE_KEYS_DIR`); with `redis_url`
+    /// and no directory, keys are read from Redis.
+    pub keys_dir: Option<String>,
+    /// Mode outside the listed groups: `off`, `log_only` or `enforce`.
+    pub default_mode: String,
+    /// Routes that only services may call (enforced).
+    pub service_only: Vec<String>,
+    /// Routes verified but never blocked.
+    pub log_only: Vec<String>,
+    /// Routes never checked.
+    pub exempt: Vec<String>,
+}
+
+impl Default for ServiceAuthConfig {
+    fn default() -> Self {
+        Self {
+            keys_dir: None,
+            default_mode: "off".into(),
+            service_only: vec!["/api/npu/*".into()],
+            log_only: Vec::new(),
+            exempt: Vec::new(),
+        }
+    }
+}
+
+/// `[rbac]`: the role/permission policy.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RbacConfig {
+    /// Policy TOML file (reloaded on change); unset: the built-in policy.
+    pub policy_file: Option<String>,
+    /// Also run RBAC on the customer gateway (by default it runs on `pp` only).
+    pub on_cp: bool,
+}
+
+/// `[policy]`: trial mode, governor approval, sandbox routing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Tasks a trial user may run per day.
+    pub trial_daily_limit: u64,
+    /// Offset of the day boundary from UTC, in seconds.
+    pub utc_offset_seconds: i32,
+    /// Where trial users upgrade.
+    pub upgrade_url: String,
+    /// Base URL of the governor approval UI.
+    pub approval_ui_url: String,
+    /// `redirect` (307) or `precondition_required` (428 problem with `Location`).
+    pub approval_response: String,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            trial_daily_limit: 10,
+            utc_offset_seconds: 0,
+            upgrade_url: "/upgrade".into(),
+            approval_ui_url: "/governor".into(),
+            approval_response: "redirect".into(),
+        }
+    }
+}
+
+/// `[budget]`: spend limits in micro-USD.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    /// Platform limit per calendar month.
+    pub platform_monthly_micro_usd: u64,
+    /// Per-agent limit per day.
+    pub agent_daily_micro_usd: u64,
+    /// Per-customer limit per month; unset: no customer scope.
+    pub customer_monthly_micro_usd: Option<u64>,
+    /// Estimated cost of one request.
+    pub cost_per_request_micro_usd: u64,
+    /// `open` (default) or `closed` when the store is down.
+    pub fail_mode: gw_core::FailMode,
+    /// Where a blocked caller upgrades.
+    pub upgrade_url: String,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            platform_monthly_micro_usd: 100_000_000,
+            agent_daily_micro_usd: 1_000_000,
+            customer_monthly_micro_usd: None,
+            cost_per_request_micro_usd: 1_000,
+            fail_mode: gw_core::FailMode::Open,
+            upgrade_url: "/upgrade".into(),
+        }
+    }
+}
+
+/// `[audit]`: where audit records go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// PostgreSQL schema for `gateway_audit_logs` (with `database_url`).
+    pub schema: String,
+    /// Durable spool for batches the sink could not take.
+    pub spool_dir: Option<String>,
+    /// Write at this many records...
+    pub batch_size: usize,
+    /// ...or after this many milliseconds.
+    pub flush_interval_ms: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            schema: "audit".into(),
+            spool_dir: None,
+            batch_size: 100,
+            flush_interval_ms: 5_000,
+        }
+    }
+}
+
+/// `[callbacks]`: `POST /internal/jobs/{jobId}/status`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbacksConfig {
+    /// Accepted `X-Callback-Secret` values, each at least 32 bytes
+    /// (`GW_CALLBACK_SECRETS`, comma-separated). None: the route answers 404.
+    pub secrets: Vec<String>,
+    /// PostgreSQL schema for jobs (with `database_url`).
+    pub schema: String,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        Self {
+            secrets: Vec::new(),
+            schema: "callbacks".into(),
+        }
+    }
 }
 
 /// Runtime environment.
@@ -66,6 +243,14 @@ impl Default for Config {
             redis_url: None,
             database_url: None,
             upstream: UpstreamConfig::default(),
+            auth: AuthConfig::default(),
+            service_auth: ServiceAuthConfig::default(),
+            rbac: RbacConfig::default(),
+            policy: PolicyConfig::default(),
+            budget: BudgetConfig::default(),
+            audit: AuditConfig::default(),
+            callbacks: CallbacksConfig::default(),
+            flags: Default::default(),
         }
     }
 }
@@ -132,7 +317,23 @@ impl Config {
             "GW_UPSTREAM_TIMEOUT_MS" => {
                 self.upstream.timeout_ms = value.parse().map_err(|e| bad(&e))?
             }
-            _ => {}
+            "GW_AUTH_JWKS_URL" => self.auth.jwks_url = non_empty(value),
+            "GW_AUTH_ISSUER" => self.auth.issuer = non_empty(value),
+            "GW_AUTH_AUDIENCE" => self.auth.audience = non_empty(value),
+            "GW_SERVICE_KEYS_DIR" => self.service_auth.keys_dir = non_empty(value),
+            "GW_CALLBACK_SECRETS" => {
+                self.callbacks.secrets = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }
+            _ => {
+                if let Some(flag) = key.strip_prefix("GW_FLAG_") {
+                    self.flags.insert(flag.to_ascii_lowercase(), value);
+                }
+            }
         }
         Ok(())
     }

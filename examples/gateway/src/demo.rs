@@ -46,3 +46,83 @@ async fn echo(req: Request) -> Json<Value> {
         "body_bytes": body.len(),
     }))
 }
+
+/// Demo mode: an ephemeral Ed25519 signing key, its JWKS, and tokens for demo users.
+pub struct DemoAuth {
+    /// The verification keys, for the auth layer.
+    pub keys: gw_auth::StaticKeys,
+    /// The public JWKS, served at `/.well-known/jwks.json`.
+    pub jwks: Value,
+    /// The issuer put into demo tokens.
+    pub issuer: String,
+    encoding: jsonwebtoken::EncodingKey,
+}
+
+/// Key id of the demo key.
+pub const DEMO_KID: &str = "demo-1";
+
+/// A user to mint a demo token for.
+#[derive(Debug, Clone)]
+pub struct DemoUser {
+    /// User id and subject.
+    pub user_id: &'static str,
+    /// Roles.
+    pub roles: &'static [&'static str],
+    /// On a trial plan.
+    pub trial: bool,
+    /// Governor agent acting for the user.
+    pub governor_agent_id: Option<&'static str>,
+}
+
+/// The demo users whose tokens `--demo` prints.
+pub const DEMO_USERS: &[DemoUser] = &[
+    DemoUser { user_id: "admin-1", roles: &["admin"], trial: false, governor_agent_id: Some("gov-1") },
+    DemoUser { user_id: "dev-1", roles: &["developer"], trial: false, governor_agent_id: None },
+    DemoUser { user_id: "viewer-1", roles: &["viewer"], trial: false, governor_agent_id: None },
+    DemoUser { user_id: "trial-1", roles: &["developer"], trial: true, governor_agent_id: None },
+];
+
+impl DemoAuth {
+    /// A fresh key pair; nothing is written to disk.
+    pub fn generate(issuer: impl Into<String>) -> Result<Self, String> {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+        use base64::Engine as _;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| format!("demo key: {e}"))?;
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| format!("demo key: {e}"))?;
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+        let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": DEMO_KID, "alg": "EdDSA", "use": "sig"}]});
+        let keys = gw_auth::StaticKeys::from_jwks(jwks.to_string())
+            .map_err(|e| format!("demo jwks: {e}"))?;
+        Ok(Self {
+            keys,
+            jwks,
+            issuer: issuer.into(),
+            encoding: jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref()),
+        })
+    }
+
+    /// A token for `user`, valid for `ttl_secs` from `now` (Unix seconds).
+    pub fn token(&self, user: &DemoUser, now: i64, ttl_secs: i64) -> Result<String, String> {
+        let mut claims = json!({
+            "sub": user.user_id,
+            "user_id": user.user_id,
+            "email": format!("{}@demo.example", user.user_id),
+            "customer_id": "cust-demo",
+            "roles": user.roles,
+            "iat": now,
+            "exp": now + ttl_secs,
+            "iss": self.issuer,
+            "trial_mode": user.trial,
+        });
+        if user.trial {
+            claims["trial_expires_at"] = json!(now + 7 * 86_400);
+        }
+        if let Some(gov) = user.governor_agent_id {
+            claims["governor_agent_id"] = json!(gov);
+        }
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(DEMO_KID.to_owned());
+        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| format!("demo token: {e}"))
+    }
+}

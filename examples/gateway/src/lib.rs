@@ -4,10 +4,12 @@
 //! shutdown signal, finishing in-flight requests. The binary (`cargo run -p gateway`)
 //! wires these to the command line, a TOML file and `GW_*` environment variables.
 //!
-//! Every request passes through [`gw_problem::ProblemLayer`] first, then is routed to the
+//! Every request passes through `ProblemLayer` and `AuditLayer`, then is routed to the
 //! operator endpoints (`/health`, `/healthz`, `/ready`, `/metrics`, `/openapi.json`,
-//! `/problems/{slug}`) or proxied to the upstream. Without an upstream URL, a built-in demo
-//! upstream that echoes requests is started on a loopback port.
+//! `/problems/{slug}`), the job-status callback route, or, through authentication, service
+//! authentication, RBAC, policies and budget, to the upstream proxy. Without an upstream
+//! URL, a built-in demo upstream that echoes requests is started on a loopback port.
+//! See `docs/architecture.md` for the order and why.
 //!
 //! # Example
 //!
@@ -34,21 +36,25 @@ pub mod config;
 pub mod demo;
 pub mod ops;
 pub mod proxy;
+pub mod ready;
+pub mod stack;
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::ServiceExt as _;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use axum::routing::get;
-use gw_problem::ProblemLayer;
+use axum::routing::{any, get};
+use gw_audit::{AuditWriter, ShutdownReport};
+use gw_problem::{Problem, ProblemLayer, ProblemType};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, service_fn};
 
 pub use config::Config;
 use config::Environment;
@@ -64,6 +70,17 @@ pub struct Gateway {
     pub service: GatewayService,
     /// Where requests are proxied to (the demo upstream's address when none was configured).
     pub upstream: String,
+    /// The audit writer: drain it with [`Gateway::shutdown`].
+    pub audit: AuditWriter,
+    /// One line per configured backend, for the startup banner.
+    pub backends: Vec<String>,
+}
+
+impl Gateway {
+    /// Drains the audit writer (waiting at most `deadline`) and reports what happened.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.audit.shutdown(deadline).await
+    }
 }
 
 /// Installs the process-wide Prometheus recorder; `None` if one was installed already.
@@ -75,6 +92,16 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
 
 /// Builds the gateway from `config`.
 pub async fn build(config: &Config, metrics: Option<PrometheusHandle>) -> Result<Gateway, String> {
+    build_with(config, metrics, None).await
+}
+
+/// Builds the gateway from `config`, verifying JWTs with the demo key instead of the
+/// configured key source when `demo` is given (demo mode).
+pub async fn build_with(
+    config: &Config,
+    metrics: Option<PrometheusHandle>,
+    demo: Option<&demo::DemoAuth>,
+) -> Result<Gateway, String> {
     let upstream = match &config.upstream.production_url {
         Some(url) => url.clone(),
         None => {
@@ -89,13 +116,58 @@ pub async fn build(config: &Config, metrics: Option<PrometheusHandle>) -> Result
         config.upstream.sandbox_url.as_deref(),
         config.upstream.timeout(),
     )?);
+    let layers = stack::build(config, demo.map(|d| d.keys.clone())).await?;
+
+    let upstream_service = service_fn(move |req: Request| {
+        let proxy = proxy.clone();
+        async move { Ok::<_, Infallible>(proxy.forward(req).await) }
+    });
+    let protected = ServiceBuilder::new()
+        .layer(layers.auth.clone())
+        .layer(layers.service_auth)
+        .map_request(|r: http::Request<svc_hmac::VerifiedBody<Body>>| r.map(Body::new))
+        .layer(layers.rbac)
+        .layer(layers.policy)
+        .layer(layers.budget)
+        .map_response(|r: http::Response<_>| r.map(Body::new))
+        .service(upstream_service);
+
+    let mut openapi = ops::base_openapi();
+    let callback_route = "/internal/jobs/{jobId}/status";
+    let mut router = Router::new();
+    match layers.callbacks {
+        Some(callbacks) => {
+            ops::merge_openapi(&mut openapi, &callbacks.openapi());
+            router = router.route_service(callback_route, callbacks);
+        }
+        None => {
+            router = router.route(
+                callback_route,
+                any(|| async {
+                    Problem::new(ProblemType::NOT_FOUND)
+                        .code("callbacks-disabled")
+                        .detail("no callback secrets are configured")
+                }),
+            );
+        }
+    }
+    if let Some(demo) = demo {
+        let jwks = Arc::new(demo.jwks.clone());
+        router = router.route(
+            "/.well-known/jwks.json",
+            get(move || {
+                let jwks = jwks.clone();
+                async move { axum::Json((*jwks).clone()) }
+            }),
+        );
+    }
 
     let ops = Ops {
-        checks: Arc::from(Vec::new()),
+        checks: Arc::from(ready::checks(config, layers.auth)),
         metrics,
-        openapi: Arc::new(ops::base_openapi()),
+        openapi: Arc::new(openapi),
     };
-    let router = Router::new()
+    let router = router
         .route("/health", get(ops::health))
         .route("/healthz", get(ops::health))
         .route("/ready", get(ops::ready))
@@ -104,18 +176,21 @@ pub async fn build(config: &Config, metrics: Option<PrometheusHandle>) -> Result
         .route("/problems", get(ops::problems))
         .route("/problems/{slug}", get(ops::problem_page))
         .with_state(ops)
-        .fallback(move |req: Request| {
-            let proxy = proxy.clone();
-            async move { proxy.forward(req).await }
-        });
+        .fallback_service(BoxCloneSyncService::new(protected));
 
     let problems = ProblemLayer::new()
         .type_base(config.problem_type_base.clone())
         .development(config.environment == Environment::Development);
-    let service = ServiceBuilder::new().layer(problems).service(router);
+    let service = ServiceBuilder::new()
+        .layer(problems)
+        .map_response(|r: http::Response<_>| r.map(Body::new))
+        .layer(layers.audit)
+        .service(router);
     Ok(Gateway {
         service: BoxCloneSyncService::new(service),
         upstream,
+        audit: layers.audit_writer,
+        backends: layers.backends,
     })
 }
 

@@ -129,3 +129,23 @@ pub fn base_openapi() -> Value {
         "components": {"securitySchemes": {}}
     })
 }
+
+/// Adds a fragment's `paths` and `components` to `doc`.
+pub fn merge_openapi(doc: &mut Value, fragment: &Value) {
+    for section in ["paths", "components"] {
+        let Some(src) = fragment.get(section).and_then(Value::as_object) else {
+            continue;
+        };
+        let dst = doc[section].as_object_mut().expect("base document has the section");
+        for (k, v) in src {
+            match (dst.get_mut(k), v) {
+                (Some(Value::Object(d)), Value::Object(s)) => {
+                    d.extend(s.iter().map(|(k, v)| (k.clone(), v.clone())))
+                }
+                _ => {
+                    dst.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+}

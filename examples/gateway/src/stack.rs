@@ -1,0 +1,307 @@
+//! Builds every layer, with in-memory backends or Redis/PostgreSQL when configured.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use callback_fsm::{CallbackSecrets, CallbackService, JobStore, MemoryJobStore, PgJobStore};
+use gw_audit::{AuditLayer, AuditWriter, JsonLinesSink, PostgresSink, WriterConfig};
+use gw_auth::{AuthLayer, JwksSource, KeySource, StaticKeys};
+use gw_budget::{BudgetLayer, FlatCost, MemorySpendStore, PathParam, RedisSpendStore};
+use gw_core::{EnvFlags, FeatureFlags, GatewayType, SharedFlags, StaticFlags};
+use gw_policy::store::redis::{RedisApprovalStore, RedisUsageStore};
+use gw_policy::{ApprovalResponse, GovernorConfig, PolicyLayer, TrialConfig};
+use gw_rbac::{Policy, RbacLayer};
+use svc_hmac::{DirKeyStore, MemoryKeyStore, Mode, RedisKeyStore, RedisNonceCache, ServiceAuthLayer};
+
+use crate::config::Config;
+
+/// Operator endpoints and the callback route: never behind JWT authentication (the
+/// callback route has its own secret gate).
+pub const OPERATOR_PATHS: &[&str] = &[
+    "/health",
+    "/healthz",
+    "/ready",
+    "/metrics",
+    "/openapi.json",
+    "/problems/*",
+    "/.well-known/jwks.json",
+    "/internal/jobs/{job_id}/status",
+];
+
+/// Every layer, configured.
+pub struct Layers {
+    /// Audit (just inside ProblemLayer).
+    pub audit: AuditLayer,
+    /// The audit writer, drained at shutdown.
+    pub audit_writer: AuditWriter,
+    /// JWT authentication.
+    pub auth: AuthLayer,
+    /// Service-to-service HMAC verification.
+    pub service_auth: ServiceAuthLayer,
+    /// RBAC.
+    pub rbac: RbacLayer,
+    /// Trial / approval / sandbox.
+    pub policy: PolicyLayer,
+    /// Spend budgets.
+    pub budget: BudgetLayer,
+    /// The callback endpoint, when secrets are configured.
+    pub callbacks: Option<CallbackService<axum::body::Body>>,
+    /// Names of the configured backends, for the startup banner.
+    pub backends: Vec<String>,
+}
+
+fn flags(config: &Config) -> SharedFlags {
+    // File values first, `GW_FLAG_*` variables (already folded into `config.flags` by
+    // `Config::load`) win; both end up in one static map.
+    let mut flags = StaticFlags::new();
+    for (k, v) in &config.flags {
+        flags = flags.set(k.clone(), v.clone());
+    }
+    let env = EnvFlags::from_env("GW_FLAG_");
+    for (k, _) in &config.flags {
+        if let Some(v) = env.value(k) {
+            flags = flags.set(k.clone(), v.to_owned());
+        }
+    }
+    Arc::new(flags)
+}
+
+/// Builds the layers from `config`. `demo_keys` replaces the configured JWT keys.
+pub async fn build(config: &Config, demo_keys: Option<StaticKeys>) -> Result<Layers, String> {
+    let flags = flags(config);
+    let mut backends = Vec::new();
+    let redis = config.redis_url.as_deref();
+    let pg = config.database_url.as_deref();
+
+    // Audit.
+    let writer_config = WriterConfig::new()
+        .batch_size(config.audit.batch_size)
+        .flush_interval(Duration::from_millis(config.audit.flush_interval_ms));
+    let writer_config = match &config.audit.spool_dir {
+        Some(dir) => writer_config.spool_dir(dir),
+        None => writer_config,
+    };
+    let audit_writer = match pg {
+        Some(url) => {
+            migrate_audit(url, &config.audit.schema).await?;
+            let sink = PostgresSink::connect_str(url, &config.audit.schema)
+                .map_err(|e| format!("audit sink: {e}"))?;
+            backends.push(format!("audit: postgres (schema {})", config.audit.schema));
+            AuditWriter::spawn(sink, writer_config)
+        }
+        None => {
+            backends.push("audit: JSON lines on stdout".into());
+            AuditWriter::spawn(JsonLinesSink::stdout(), writer_config)
+        }
+    }
+    .map_err(|e| format!("audit writer: {e}"))?;
+    let audit = AuditLayer::new(audit_writer.clone()).gateway_type(config.gateway_type);
+
+    // Authentication.
+    let source: Arc<dyn KeySource> = match demo_keys {
+        Some(keys) => Arc::new(keys),
+        None => auth_source(config).await?,
+    };
+    let mut auth = AuthLayer::new(source);
+    if let Some(iss) = &config.auth.issuer {
+        auth = auth.issuer(iss.clone());
+    }
+    if let Some(aud) = &config.auth.audience {
+        auth = auth.audience(aud.clone());
+    }
+    let public: Vec<&str> = gw_auth::DEFAULT_PUBLIC_PATHS
+        .iter()
+        .copied()
+        .chain(OPERATOR_PATHS.iter().copied())
+        .chain(config.auth.public_paths.iter().map(String::as_str))
+        .collect();
+    let auth = auth
+        .public_routes(public)
+        .map_err(|e| format!("auth.public_paths: {e}"))?;
+
+    // Service authentication.
+    let keys: Arc<dyn svc_hmac::KeyStore> = match (&config.service_auth.keys_dir, redis) {
+        (Some(dir), _) => Arc::new(
+            DirKeyStore::open(dir.clone()).map_err(|e| format!("service_auth.keys_dir {dir}: {e}"))?,
+        ),
+        (None, Some(url)) => Arc::new(
+            RedisKeyStore::connect(url, "gw:svc:")
+                .await
+                .map_err(|e| format!("service keys in redis: {e}"))?,
+        ),
+        (None, None) => Arc::new(MemoryKeyStore::new()),
+    };
+    let mode: Mode = config
+        .service_auth
+        .default_mode
+        .parse()
+        .map_err(|e| format!("service_auth.default_mode: {e}"))?;
+    let mut service_auth = ServiceAuthLayer::with_shared_keys(keys)
+        .default_mode(mode)
+        .mode_switch(svc_hmac::ModeSwitch::from_env());
+    for route in &config.service_auth.service_only {
+        service_auth = service_auth.service_only(route);
+    }
+    for route in &config.service_auth.log_only {
+        service_auth = service_auth.group(route, Mode::LogOnly);
+    }
+    for route in &config.service_auth.exempt {
+        service_auth = service_auth.exempt(route);
+    }
+    if let Some(url) = redis {
+        let nonces = RedisNonceCache::connect(url, "gw:svc:")
+            .await
+            .map_err(|e| format!("nonce cache in redis: {e}"))?;
+        service_auth = service_auth.nonce_cache(nonces);
+    }
+
+    // RBAC: on the partner gateway (and on the customer one when asked).
+    let policy_doc = match &config.rbac.policy_file {
+        Some(path) => Policy::from_file(path).map_err(|e| format!("rbac.policy_file: {e}"))?,
+        None => Policy::builtin(),
+    };
+    let rbac = RbacLayer::native(&policy_doc)
+        .map_err(|e| format!("rbac policy: {e}"))?
+        .flags(flags.clone())
+        .gateway_type(config.gateway_type)
+        .runs_on(if config.rbac.on_cp {
+            config.gateway_type
+        } else {
+            GatewayType::Pp
+        });
+    if let Some(path) = &config.rbac.policy_file {
+        rbac.handle().watch_file(path, Duration::from_secs(5));
+    }
+
+    // Policies.
+    let approval = match config.policy.approval_response.as_str() {
+        "redirect" => ApprovalResponse::Redirect,
+        "precondition_required" => ApprovalResponse::PreconditionRequired,
+        other => return Err(format!("policy.approval_response: unknown {other:?}")),
+    };
+    let mut trial = TrialConfig::new()
+        .limit(config.policy.trial_daily_limit)
+        .utc_offset_seconds(config.policy.utc_offset_seconds)
+        .upgrade_url(config.policy.upgrade_url.clone());
+    let mut governor =
+        GovernorConfig::new(config.policy.approval_ui_url.clone()).response(approval);
+    if let Some(url) = redis {
+        trial = trial.store(RedisUsageStore::from_url(url).map_err(|e| format!("trial store: {e}"))?);
+        governor = governor
+            .store(RedisApprovalStore::from_url(url).map_err(|e| format!("approval store: {e}"))?);
+    }
+    let policy = PolicyLayer::new()
+        .trial(trial)
+        .governor(governor)
+        .shared_flags(flags.clone());
+
+    // Budget.
+    let budget = match redis {
+        Some(url) => {
+            backends.push("trial, approvals, budgets, nonces, service keys: redis".into());
+            BudgetLayer::new(
+                RedisSpendStore::open(url)
+                    .map_err(|e| format!("budget store: {e}"))?
+                    .prefix("gw:budget:"),
+            )
+        }
+        None => {
+            backends.push("trial, approvals, budgets, nonces: in memory".into());
+            BudgetLayer::new(MemorySpendStore::new())
+        }
+    };
+    let mut budget = budget
+        .platform_limit(config.budget.platform_monthly_micro_usd)
+        .agent_limit(config.budget.agent_daily_micro_usd)
+        .cost(FlatCost(config.budget.cost_per_request_micro_usd))
+        .fail_mode(config.budget.fail_mode)
+        .upgrade_url(config.budget.upgrade_url.clone())
+        .flags(flags.clone())
+        .agent_id(
+            PathParam::new(["/api/v1/agents/{agent_id}/*"], "agent_id")
+                .map_err(|e| format!("budget agent route: {e}"))?,
+        );
+    if let Some(limit) = config.budget.customer_monthly_micro_usd {
+        budget = budget.customer_limit(limit);
+    }
+
+    // Callbacks.
+    let callbacks = if config.callbacks.secrets.is_empty() {
+        None
+    } else {
+        let secrets = CallbackSecrets::new(config.callbacks.secrets.iter().cloned())
+            .map_err(|e| format!("callbacks.secrets: {e}"))?;
+        let store: Arc<dyn JobStore> = match pg {
+            Some(url) => {
+                let store = PgJobStore::connect(url, &config.callbacks.schema, 16)
+                    .map_err(|e| format!("callback store: {e}"))?;
+                store
+                    .migrate()
+                    .await
+                    .map_err(|e| format!("callback migration: {e}"))?;
+                backends.push(format!("callback jobs: postgres (schema {})", config.callbacks.schema));
+                Arc::new(store)
+            }
+            None => {
+                backends.push("callback jobs: in memory".into());
+                Arc::new(MemoryJobStore::new())
+            }
+        };
+        Some(CallbackService::new(secrets, store).response_body::<axum::body::Body>())
+    };
+
+    Ok(Layers {
+        audit,
+        audit_writer,
+        auth,
+        service_auth,
+        rbac,
+        policy,
+        budget,
+        callbacks,
+        backends,
+    })
+}
+
+async fn auth_source(config: &Config) -> Result<Arc<dyn KeySource>, String> {
+    let a = &config.auth;
+    if let Some(url) = &a.jwks_url {
+        let uri = url.parse().map_err(|e| format!("auth.jwks_url: {e}"))?;
+        let (source, first) = JwksSource::builder(uri).start().await;
+        if let Err(e) = first {
+            tracing::warn!(error = %e, "first JWKS fetch failed; retrying in the background");
+        }
+        return Ok(Arc::new(source));
+    }
+    if let Some(path) = &a.jwks_file {
+        return Ok(Arc::new(
+            StaticKeys::from_jwks_file(path).map_err(|e| format!("auth.jwks_file: {e}"))?,
+        ));
+    }
+    if let Some(path) = &a.public_key_file {
+        let pem = std::fs::read(path).map_err(|e| format!("auth.public_key_file {path}: {e}"))?;
+        return Ok(Arc::new(
+            StaticKeys::from_pem(None, pem).map_err(|e| format!("auth.public_key_file: {e}"))?,
+        ));
+    }
+    tracing::warn!(
+        "no JWT keys configured ([auth] jwks_url, jwks_file or public_key_file, or --demo): \
+         every request outside the public paths is refused with 401"
+    );
+    Ok(Arc::new(
+        StaticKeys::from_jwks(r#"{"keys":[]}"#).map_err(|e| format!("empty key set: {e}"))?,
+    ))
+}
+
+async fn migrate_audit(url: &str, schema: &str) -> Result<(), String> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| format!("audit database: {e}"))?;
+    let task = tokio::spawn(conn);
+    let result = gw_audit::migrate(&client, schema)
+        .await
+        .map_err(|e| format!("audit migration: {e}"));
+    drop(client);
+    let _ = task.await;
+    result
+}
