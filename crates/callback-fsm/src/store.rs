@@ -95,11 +95,10 @@ pub fn decide(
             Outcome::PayloadMismatch
         };
     }
-    if let Some(latest) = job.latest_occurred_at {
-        if event.occurred_at <= latest {
+    if let Some(latest) = job.latest_occurred_at
+        && event.occurred_at <= latest {
             return Outcome::OutOfOrder { latest };
         }
-    }
     if !table.allows(&job.status, &event.status) {
         return Outcome::InvalidTransition {
             from: job.status.clone(),

@@ -111,11 +111,10 @@ fn plan<ReqB, B: From<Bytes>>(
     req: &Request<ReqB>,
     started: Stopwatch,
 ) -> Plan<B> {
-    if let Some(flags) = &cfg.flags {
-        if !flags.is_enabled(ENABLE_FLAG, true) {
+    if let Some(flags) = &cfg.flags
+        && !flags.is_enabled(ENABLE_FLAG, true) {
             return Plan::Skip("budget-disabled");
         }
-    }
     let path = match normalize_path(req.uri().path()) {
         Ok(p) => p,
         Err(e) => {
@@ -156,8 +155,8 @@ fn plan<ReqB, B: From<Bytes>>(
             cfg.agent.limit,
         ));
     }
-    if let (Some(c), Some(p)) = (&cfg.customer, req.extensions().get::<Principal>()) {
-        if !p.customer_id.is_empty() {
+    if let (Some(c), Some(p)) = (&cfg.customer, req.extensions().get::<Principal>())
+        && !p.customer_id.is_empty() {
             if !valid_id(&p.customer_id) {
                 return Plan::Reject(bad_id(req, "invalid-customer-id", started));
             }
@@ -166,7 +165,6 @@ fn plan<ReqB, B: From<Bytes>>(
                 c.limit,
             ));
         }
-    }
     let thresholds = match &cfg.flags {
         Some(f) => cfg.thresholds.with_flags(&**f),
         None => cfg.thresholds,

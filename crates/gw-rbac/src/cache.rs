@@ -135,11 +135,10 @@ impl DecisionCache {
         let mut shard = self.shard(key);
         if shard.len() >= self.shard_capacity && !shard.contains_key(&key) {
             shard.retain(|_, e| e.expires > now && e.revision == revision);
-            if shard.len() >= self.shard_capacity {
-                if let Some(victim) = shard.keys().next().copied() {
+            if shard.len() >= self.shard_capacity
+                && let Some(victim) = shard.keys().next().copied() {
                     shard.remove(&victim);
                 }
-            }
         }
         shard.insert(
             key,

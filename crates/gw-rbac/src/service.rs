@@ -132,8 +132,8 @@ fn decide<ReqB, ResB: From<Bytes>>(
     let start = Instant::now();
     let revision = shared.revision.load(Ordering::Acquire);
     let cache = shared.cache.load();
-    if let Some(c) = cache.as_ref() {
-        if let Some(d) = c.get(revision, &principal.roles, &m.resource, &m.action) {
+    if let Some(c) = cache.as_ref()
+        && let Some(d) = c.get(revision, &principal.roles, &m.resource, &m.action) {
             return conclude(
                 config,
                 shared,
@@ -145,7 +145,6 @@ fn decide<ReqB, ResB: From<Bytes>>(
                 start,
             );
         }
-    }
     let input = AuthzInput {
         principal,
         resource: &m.resource,

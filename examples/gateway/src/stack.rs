@@ -58,7 +58,7 @@ fn flags(config: &Config) -> SharedFlags {
         flags = flags.set(k.clone(), v.clone());
     }
     let env = EnvFlags::from_env("GW_FLAG_");
-    for (k, _) in &config.flags {
+    for k in config.flags.keys() {
         if let Some(v) = env.value(k) {
             flags = flags.set(k.clone(), v.to_owned());
         }

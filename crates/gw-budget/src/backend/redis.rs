@@ -206,14 +206,13 @@ impl RedisSpendStore {
             return Ok(c);
         }
         let now = Instant::now();
-        if let Some(until) = *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) {
-            if now < until {
+        if let Some(until) = *self.down_until.lock().unwrap_or_else(|p| p.into_inner())
+            && now < until {
                 return Err(BackendError::unavailable(
                     "redis",
                     "backing off after a failed connect",
                 ));
             }
-        }
         let connected = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)

@@ -194,11 +194,10 @@ impl RedisKeyStore {
     async fn fetch(&self, service_id: &str) -> Result<Option<Arc<KeyRing>>, BackendError> {
         if !self.cache_ttl.is_zero() {
             let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((at, ring)) = cache.get(service_id) {
-                if at.elapsed() < self.cache_ttl {
+            if let Some((at, ring)) = cache.get(service_id)
+                && at.elapsed() < self.cache_ttl {
                     return Ok(Some(ring.clone()));
                 }
-            }
         }
         let fields: HashMap<String, String> = self
             .conn
