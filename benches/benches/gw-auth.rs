@@ -143,6 +143,23 @@ fn layers(c: &mut Criterion) {
         })
     });
 
+    g.bench_function("gw-auth-public-path", |b| {
+        b.iter(|| {
+            let res = rt
+                .block_on(hit.call(Request::get("/health").body(Body::default()).unwrap()))
+                .unwrap();
+            assert_eq!(res.status(), 200);
+        })
+    });
+    g.bench_function("gw-auth-no-token-401", |b| {
+        b.iter(|| {
+            let res = rt
+                .block_on(hit.call(Request::get("/api/v1/agents/42").body(Body::default()).unwrap()))
+                .unwrap();
+            assert_eq!(res.status(), 401);
+        })
+    });
+
     // The peer: jwt-authorizer (axum 0.7 response type), same key, same token.
     type PeerBody = axum07::body::Body;
     let authorizer = rt

@@ -110,16 +110,32 @@ impl Verifier {
 
     /// Verifies without waiting: a cache hit, a full verification, or "unknown kid".
     pub(crate) fn attempt(&self, token: &str, now: i64) -> Attempt {
+        match self.cached(token.as_bytes(), now) {
+            Some(hit) => Attempt::Done(Ok(hit)),
+            None => self.attempt_uncached(token, now),
+        }
+    }
+
+    /// The cached verification of `token`, if it is still valid at `now`.
+    pub(crate) fn cached(&self, token: &[u8], now: i64) -> Option<Arc<Verified>> {
+        let cache = self.cache.as_ref()?;
+        self.purge_if_keys_changed(cache);
+        match cache.get(token, now, |s| self.sources[s].generation()) {
+            Some(hit) => {
+                metrics::counter!("gw_auth_cache_total", "result" => "hit").increment(1);
+                Some(hit)
+            }
+            None => {
+                metrics::counter!("gw_auth_cache_total", "result" => "miss").increment(1);
+                None
+            }
+        }
+    }
+
+    /// Full verification (the size cap first), caching the result when it is valid now.
+    pub(crate) fn attempt_uncached(&self, token: &str, now: i64) -> Attempt {
         if token.len() > self.max_token_bytes {
             return Attempt::Done(Err(AuthError::invalid("token-too-large")));
-        }
-        if let Some(cache) = &self.cache {
-            self.purge_if_keys_changed(cache);
-            if let Some(hit) = cache.get(token, now, |s| self.sources[s].generation()) {
-                metrics::counter!("gw_auth_cache_total", "result" => "hit").increment(1);
-                return Attempt::Done(Ok(hit));
-            }
-            metrics::counter!("gw_auth_cache_total", "result" => "miss").increment(1);
         }
         self.verify_uncached(token, now)
     }
