@@ -79,6 +79,9 @@ impl Shared {
         if let Some(hit) = self.verifier.cached(raw, now) {
             return Step::Pass(hit);
         }
+        if self.verifier.too_large(raw) {
+            return Step::Reject(self.rejected(AuthError::invalid("token-too-large")));
+        }
         let token = match token_format(raw) {
             Ok(t) => t,
             Err(e) => return Step::Reject(self.rejected(e)),

@@ -118,6 +118,9 @@ impl Verifier {
 
     /// The cached verification of `token`, if it is still valid at `now`.
     pub(crate) fn cached(&self, token: &[u8], now: i64) -> Option<Arc<Verified>> {
+        if token.len() > self.max_token_bytes {
+            return None;
+        }
         let cache = self.cache.as_ref()?;
         self.purge_if_keys_changed(cache);
         match cache.get(token, now, |s| self.sources[s].generation()) {
@@ -132,9 +135,14 @@ impl Verifier {
         }
     }
 
+    /// Whether `token` is over the size cap (checked before any decoding).
+    pub(crate) fn too_large(&self, token: &[u8]) -> bool {
+        token.len() > self.max_token_bytes
+    }
+
     /// Full verification (the size cap first), caching the result when it is valid now.
     pub(crate) fn attempt_uncached(&self, token: &str, now: i64) -> Attempt {
-        if token.len() > self.max_token_bytes {
+        if self.too_large(token.as_bytes()) {
             return Attempt::Done(Err(AuthError::invalid("token-too-large")));
         }
         self.verify_uncached(token, now)
