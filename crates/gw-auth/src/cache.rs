@@ -30,7 +30,7 @@ pub struct Verified {
 /// for the key-set generation they were verified under; the whole cache is cleared
 /// when a key set changes. Eviction is S3-FIFO (`quick_cache`) once full.
 pub(crate) struct TokenCache {
-    map: Cache<Box<str>, Arc<Verified>>,
+    map: Cache<Box<[u8]>, Arc<Verified>>,
 }
 
 impl fmt::Debug for TokenCache {
@@ -52,7 +52,7 @@ impl TokenCache {
     /// The entry for `token` if it is still valid at `now` for `generation(source)`.
     pub(crate) fn get(
         &self,
-        token: &str,
+        token: &[u8],
         now: i64,
         generation: impl Fn(usize) -> u64,
     ) -> Option<Arc<Verified>> {
@@ -66,7 +66,7 @@ impl TokenCache {
     }
 
     pub(crate) fn insert(&self, token: &str, v: Arc<Verified>) {
-        self.map.insert(token.into(), v);
+        self.map.insert(token.as_bytes().into(), v);
     }
 
     pub(crate) fn clear(&self) {

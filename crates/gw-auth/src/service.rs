@@ -70,12 +70,23 @@ impl Shared {
             Ok(path) if self.public.matches(req.method(), &path) => return Step::Bypass,
             Ok(_) => {}
         }
-        let token = match bearer(req.headers()) {
+        let raw = match bearer_raw(req.headers()) {
             Ok(t) => t,
             Err(e) => return Step::Reject(self.rejected(e)),
         };
         let now = self.clock.unix_seconds();
-        match self.verifier.attempt(token, now) {
+        // A hit is a byte-exact repeat of a token that passed every check before.
+        if let Some(hit) = self.verifier.cached(raw, now) {
+            return Step::Pass(hit);
+        }
+        if self.verifier.too_large(raw) {
+            return Step::Reject(self.rejected(AuthError::invalid("token-too-large")));
+        }
+        let token = match token_format(raw) {
+            Ok(t) => t,
+            Err(e) => return Step::Reject(self.rejected(e)),
+        };
+        match self.verifier.attempt_uncached(token, now) {
             Attempt::Done(Ok(v)) => Step::Pass(v),
             Attempt::Done(Err(e)) => Step::Reject(self.rejected(e)),
             Attempt::UnknownKid(source) => match self.verifier.refetch(source) {
@@ -164,38 +175,58 @@ pub(crate) fn authenticate<B>(req: &mut Request<B>, v: &Verified) {
     ext.insert(v.principal.clone());
 }
 
-/// The token of exactly one `Authorization: Bearer <token>` header.
-pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
+const fn is_b64token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+}
+
+/// The raw token bytes of exactly one `Authorization: Bearer <token>` header; the token
+/// itself is checked by [`token_format`].
+pub(crate) fn bearer_raw(headers: &HeaderMap) -> Result<&[u8], AuthError> {
     let mut all = headers.get_all(AUTHORIZATION).iter();
     let value = all.next().ok_or(AuthError::missing())?;
     if all.next().is_some() {
         return Err(AuthError::format("duplicate-header"));
     }
-    let value = value
-        .to_str()
-        .map_err(|_| AuthError::format("not-ascii"))?
-        .trim();
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let value = value.as_bytes().trim_ascii();
+    let (scheme, token) = match value.iter().position(|&b| b == b' ') {
+        Some(i) => (&value[..i], &value[i + 1..]),
+        None => (value, &[][..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(AuthError::format("not-bearer"));
     }
-    let token = token.trim_start_matches(' ');
+    let token = token.trim_ascii_start();
     if token.is_empty() {
         return Err(AuthError::format("empty-token"));
     }
-    if token.contains([' ', '\t']) {
+    Ok(token)
+}
+
+/// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+pub(crate) fn token_format(token: &[u8]) -> Result<&str, AuthError> {
+    let body = token
+        .iter()
+        .position(|&b| !is_b64token_char(b))
+        .unwrap_or(token.len());
+    let rest = &token[body..];
+    let padding = rest.iter().take_while(|&&b| b == b'=').count();
+    let trailing = &rest[padding..];
+    if trailing.iter().any(|&b| b == b' ' || b == b'\t') {
         return Err(AuthError::format("extra-parts"));
     }
-    // RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-    let body = token.trim_end_matches('=');
-    if body.is_empty()
-        || !body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
-    {
+    if trailing.iter().any(|&b| !(0x20..0x7f).contains(&b)) {
+        return Err(AuthError::format("not-ascii"));
+    }
+    if body == 0 || !trailing.is_empty() {
         return Err(AuthError::format("bad-characters"));
     }
-    Ok(token)
+    // Every byte is ASCII here.
+    std::str::from_utf8(token).map_err(|_| AuthError::format("not-ascii"))
+}
+
+/// The checked token of exactly one `Authorization: Bearer <token>` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
+    token_format(bearer_raw(headers)?)
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>

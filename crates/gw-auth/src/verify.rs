@@ -110,16 +110,40 @@ impl Verifier {
 
     /// Verifies without waiting: a cache hit, a full verification, or "unknown kid".
     pub(crate) fn attempt(&self, token: &str, now: i64) -> Attempt {
-        if token.len() > self.max_token_bytes {
-            return Attempt::Done(Err(AuthError::invalid("token-too-large")));
+        match self.cached(token.as_bytes(), now) {
+            Some(hit) => Attempt::Done(Ok(hit)),
+            None => self.attempt_uncached(token, now),
         }
-        if let Some(cache) = &self.cache {
-            self.purge_if_keys_changed(cache);
-            if let Some(hit) = cache.get(token, now, |s| self.sources[s].generation()) {
+    }
+
+    /// The cached verification of `token`, if it is still valid at `now`.
+    pub(crate) fn cached(&self, token: &[u8], now: i64) -> Option<Arc<Verified>> {
+        if token.len() > self.max_token_bytes {
+            return None;
+        }
+        let cache = self.cache.as_ref()?;
+        self.purge_if_keys_changed(cache);
+        match cache.get(token, now, |s| self.sources[s].generation()) {
+            Some(hit) => {
                 metrics::counter!("gw_auth_cache_total", "result" => "hit").increment(1);
-                return Attempt::Done(Ok(hit));
+                Some(hit)
             }
-            metrics::counter!("gw_auth_cache_total", "result" => "miss").increment(1);
+            None => {
+                metrics::counter!("gw_auth_cache_total", "result" => "miss").increment(1);
+                None
+            }
+        }
+    }
+
+    /// Whether `token` is over the size cap (checked before any decoding).
+    pub(crate) fn too_large(&self, token: &[u8]) -> bool {
+        token.len() > self.max_token_bytes
+    }
+
+    /// Full verification (the size cap first), caching the result when it is valid now.
+    pub(crate) fn attempt_uncached(&self, token: &str, now: i64) -> Attempt {
+        if self.too_large(token.as_bytes()) {
+            return Attempt::Done(Err(AuthError::invalid("token-too-large")));
         }
         self.verify_uncached(token, now)
     }

@@ -228,6 +228,16 @@ async fn invalid_tokens_name_their_reason() {
     for (token, reason) in cases {
         expect_401(&l, bearer("/api", &token), "invalid-token", reason).await;
     }
+    // The size cap comes before any parsing, whatever the header holds.
+    let huge = format!("{}!", "a".repeat(9000));
+    expect_401(
+        &l,
+        bearer("/api", &huge),
+        "invalid-token",
+        "token-too-large",
+    )
+    .await;
+
     // Without a kid, only a set with exactly one fitting key answers (no key trying).
     assert_eq!(
         send(&l, bearer("/api", &mint("rsa1", None, &ok)))
