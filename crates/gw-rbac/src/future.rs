@@ -22,7 +22,7 @@ impl RbacHeaders {
         Self {
             user_id: HeaderValue::from_str(&user.user_id).ok(),
             roles: HeaderValue::from_str(&user.roles.join(",")).ok(),
-            level: user.role_level.map(|l| HeaderValue::from(u16::from(l))),
+            level: user.role_level.map(level_header),
         }
     }
 
@@ -37,6 +37,15 @@ impl RbacHeaders {
                 h.insert(name, v);
             }
         }
+    }
+}
+
+/// Levels 1-9 without an allocation.
+fn level_header(level: u8) -> HeaderValue {
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match DIGITS.get(usize::from(level)) {
+        Some(d) => HeaderValue::from_static(d),
+        None => HeaderValue::from(u16::from(level)),
     }
 }
 

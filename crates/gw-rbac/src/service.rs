@@ -45,7 +45,7 @@ struct PendingCtx {
     roles: Arc<[String]>,
     resource: String,
     action: String,
-    start: Instant,
+    start: Option<Instant>,
     cache: Option<Arc<DecisionCache>>,
 }
 
@@ -118,7 +118,9 @@ fn decide<ReqB, ResB: From<Bytes>>(
         metrics::counter!("gw_rbac_denied_total").increment(1);
         return Step::Respond(deny(req, "route is not mapped to a permission", None));
     };
-    if ext.get::<Decisions>().is_some() {
+    // Without a decision log there is nobody to tell the resource or the latency.
+    let logging = ext.get::<Decisions>().is_some();
+    if logging {
         Decisions::record_resource(
             ext,
             ResourceAction {
@@ -129,7 +131,7 @@ fn decide<ReqB, ResB: From<Bytes>>(
         );
     }
 
-    let start = Instant::now();
+    let start = logging.then(Instant::now);
     let revision = shared.revision.load(Ordering::Acquire);
     let cache = shared.cache.load();
     if let Some(c) = cache.as_ref()
@@ -211,9 +213,9 @@ fn conclude<ReqB, ResB: From<Bytes>>(
     resource: &str,
     action: &str,
     result: Result<AuthzDecision, gw_core::BackendError>,
-    start: Instant,
+    start: Option<Instant>,
 ) -> Step<ResB> {
-    let latency = start.elapsed();
+    let latency = start.map_or(Duration::ZERO, |s| s.elapsed());
     let ext = req.extensions();
     match result {
         Ok(d) if d.allowed => {
