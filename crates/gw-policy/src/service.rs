@@ -1,7 +1,7 @@
 //! [`Policy`]: the service that evaluates the three policies concurrently.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -122,8 +122,9 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
     let governor_on = flags.is_enabled(FLAG_GOVERNOR_APPROVAL, true);
     let sandbox_on = flags.is_enabled(FLAG_SANDBOX_ROUTING, true);
 
-    let (mut t, mut g, mut s) = futures_util::future::join3(
-        async {
+    // The three run concurrently, polled in place (no combinator to move them into).
+    let (mut t, mut g, mut s) = {
+        let trial = pin!(async {
             if !trial_on {
                 return disabled("trial_mode");
             }
@@ -131,8 +132,8 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
             let fut = pin!(trial::evaluate(&cfg.trial, shared, &path, now));
             let (result, latency) = timed(settings, started, fut).await;
             settle("trial_mode", settings, shared, latency, result)
-        },
-        async {
+        });
+        let governor = pin!(async {
             if !governor_on {
                 return disabled("governor_approval");
             }
@@ -140,8 +141,8 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
             let fut = pin!(governor::evaluate(&cfg.governor, shared, &path, now));
             let (result, latency) = timed(settings, started, fut).await;
             settle("governor_approval", settings, shared, latency, result)
-        },
-        async {
+        });
+        let sandbox = pin!(async {
             if !sandbox_on {
                 return disabled("sandbox_routing");
             }
@@ -154,9 +155,9 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
                 None,
                 result,
             )
-        },
-    )
-    .await;
+        });
+        join3_in_place(trial, governor, sandbox).await
+    };
 
     // One clock read for every policy that did not have to wait (all of them in memory).
     let all = started.elapsed();
@@ -208,4 +209,38 @@ async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: std::time:
             None => tracing::warn!("timed out restoring an approval"),
         }
     }
+}
+
+/// Polls three pinned futures until all are done, without moving them.
+async fn join3_in_place<A: Future, B: Future, C: Future>(
+    mut a: Pin<&mut A>,
+    mut b: Pin<&mut B>,
+    mut c: Pin<&mut C>,
+) -> (A::Output, B::Output, C::Output) {
+    let (mut ra, mut rb, mut rc) = (None, None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        if rc.is_none() {
+            if let Poll::Ready(v) = c.as_mut().poll(cx) {
+                rc = Some(v);
+            }
+        }
+        match (ra.take(), rb.take(), rc.take()) {
+            (Some(a), Some(b), Some(c)) => Poll::Ready((a, b, c)),
+            (a, b, c) => {
+                (ra, rb, rc) = (a, b, c);
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }

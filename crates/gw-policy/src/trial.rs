@@ -273,7 +273,8 @@ pub(crate) async fn evaluate(
         is_trial: trial.is_some(),
         expires_at_ms: trial.and_then(|t| t.expires_at).map(unix_millis),
         now_ms: unix_millis(now),
-        is_task: cfg.is_task(&parts.method, path),
+        // Only matched for trial principals.
+        is_task: trial.is_some() && cfg.is_task(&parts.method, path),
         task_count: 0,
         limit: cfg.limit,
     };
