@@ -234,13 +234,15 @@ async fn join3_in_place<A: Future, B: Future, C: Future>(
                 rc = Some(v);
             }
         }
-        match (ra.take(), rb.take(), rc.take()) {
-            (Some(a), Some(b), Some(c)) => Poll::Ready((a, b, c)),
-            (a, b, c) => {
-                (ra, rb, rc) = (a, b, c);
-                Poll::Pending
-            }
+        if ra.is_some() && rb.is_some() && rc.is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     })
-    .await
+    .await;
+    match (ra, rb, rc) {
+        (Some(a), Some(b), Some(c)) => (a, b, c),
+        _ => unreachable!("poll_fn returns only once all three are done"),
+    }
 }
