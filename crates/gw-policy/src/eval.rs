@@ -10,7 +10,7 @@ use bytes::Bytes;
 use gw_core::{BackendError, Decision, Decisions, FailMode, TargetBackend};
 use gw_problem::{Problem, ProblemType};
 use http::request::Parts;
-use http::{Extensions, HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::config::PolicySettings;
 
@@ -143,14 +143,11 @@ pub(crate) struct Evaluated {
 }
 
 impl Evaluated {
-    /// Records the decision, with `latency` unless it measured its own.
-    pub fn record(&mut self, extensions: &Extensions, latency: Duration) {
+    /// Appends the decision to `log`, with `latency` unless it measured its own.
+    pub fn record(&mut self, log: &Decisions, latency: Duration) {
         if let Some((policy, outcome, reason)) = self.decision.take() {
             let latency = self.latency.unwrap_or(latency);
-            Decisions::record(
-                extensions,
-                Decision::new(LAYER, policy, outcome, latency).reason(reason),
-            );
+            log.push(Decision::new(LAYER, policy, outcome, latency).reason(reason));
         }
     }
 }
