@@ -225,9 +225,8 @@ fn push_u64(s: &mut String, mut n: u64) {
             break;
         }
     }
-    for &b in &buf[i..] {
-        s.push(char::from(b));
-    }
+    // ASCII digits are always valid UTF-8.
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 fn header_value(s: String) -> HeaderValue {
