@@ -10,7 +10,7 @@ use bytes::Bytes;
 use gw_core::{BackendError, Decision, Decisions, FailMode, TargetBackend};
 use gw_problem::{Problem, ProblemType};
 use http::request::Parts;
-use http::{Extensions, HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::config::PolicySettings;
 
@@ -135,21 +135,19 @@ impl PolicyResult {
 pub(crate) struct Evaluated {
     pub effects: Effects,
     pub rejection: Option<Box<Rejection>>,
-    /// The decision; recorded by the caller once all policies are done.
-    pub decision: Option<Decision>,
-    /// Whether `decision.latency` was measured (the policy had to wait); otherwise the
-    /// caller sets it to the time all policies took.
-    pub measured: bool,
+    /// Policy, outcome and reason; recorded by the caller once all policies are done.
+    pub decision: Option<(&'static str, gw_core::Outcome, &'static str)>,
+    /// The policy's own latency if it had to wait; otherwise the caller uses the time
+    /// the whole evaluation took.
+    pub latency: Option<Duration>,
 }
 
 impl Evaluated {
-    /// Records the decision, with `latency` unless it measured its own.
-    pub fn record(&mut self, extensions: &Extensions, latency: Duration) {
-        if let Some(mut decision) = self.decision.take() {
-            if !self.measured {
-                decision.latency = latency;
-            }
-            Decisions::record(extensions, decision);
+    /// Appends the decision to `log`, with `latency` unless it measured its own.
+    pub fn record(&mut self, log: &Decisions, latency: Duration) {
+        if let Some((policy, outcome, reason)) = self.decision.take() {
+            let latency = self.latency.unwrap_or(latency);
+            log.push(Decision::new(LAYER, policy, outcome, latency).reason(reason));
         }
     }
 }
@@ -157,9 +155,7 @@ impl Evaluated {
 /// The result for a policy switched off by its feature flag.
 pub(crate) fn disabled(policy: &'static str) -> Evaluated {
     Evaluated {
-        decision: Some(
-            Decision::new(LAYER, policy, gw_core::Outcome::Skip, Duration::ZERO).reason("disabled"),
-        ),
+        decision: Some((policy, gw_core::Outcome::Skip, "disabled")),
         ..Evaluated::default()
     }
 }
@@ -215,8 +211,7 @@ pub(crate) fn settle(
     };
     let mut decision = None;
     let mut record = |outcome, reason: &'static str| {
-        decision =
-            Some(Decision::new(LAYER, policy, outcome, latency.unwrap_or_default()).reason(reason));
+        decision = Some((policy, outcome, reason));
     };
     let mut evaluated = match result {
         Ok(PolicyResult {
@@ -279,6 +274,6 @@ pub(crate) fn settle(
         }
     };
     evaluated.decision = decision;
-    evaluated.measured = latency.is_some();
+    evaluated.latency = latency;
     evaluated
 }

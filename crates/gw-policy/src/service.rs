@@ -1,13 +1,13 @@
 //! [`Policy`]: the service that evaluates the three policies concurrently.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
-use gw_core::{TargetBackend, normalize_path};
+use gw_core::{Decisions, TargetBackend, normalize_path};
 use gw_problem::Problem;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
@@ -122,8 +122,9 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
     let governor_on = flags.is_enabled(FLAG_GOVERNOR_APPROVAL, true);
     let sandbox_on = flags.is_enabled(FLAG_SANDBOX_ROUTING, true);
 
-    let (mut t, mut g, mut s) = futures_util::future::join3(
-        async {
+    // The three run concurrently, polled in place (no combinator to move them into).
+    let (mut t, mut g, mut s) = {
+        let trial = pin!(async {
             if !trial_on {
                 return disabled("trial_mode");
             }
@@ -131,8 +132,8 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
             let fut = pin!(trial::evaluate(&cfg.trial, shared, &path, now));
             let (result, latency) = timed(settings, started, fut).await;
             settle("trial_mode", settings, shared, latency, result)
-        },
-        async {
+        });
+        let governor = pin!(async {
             if !governor_on {
                 return disabled("governor_approval");
             }
@@ -140,8 +141,8 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
             let fut = pin!(governor::evaluate(&cfg.governor, shared, &path, now));
             let (result, latency) = timed(settings, started, fut).await;
             settle("governor_approval", settings, shared, latency, result)
-        },
-        async {
+        });
+        let sandbox = pin!(async {
             if !sandbox_on {
                 return disabled("sandbox_routing");
             }
@@ -154,14 +155,16 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
                 None,
                 result,
             )
-        },
-    )
-    .await;
+        });
+        join3_in_place(trial, governor, sandbox).await
+    };
 
     // One clock read for every policy that did not have to wait (all of them in memory).
-    let all = started.elapsed();
-    for e in [&mut t, &mut g, &mut s] {
-        e.record(&parts.extensions, all);
+    if let Some(log) = parts.extensions.get::<Decisions>() {
+        let all = started.elapsed();
+        for e in [&mut t, &mut g, &mut s] {
+            e.record(log, all);
+        }
     }
 
     if let Some(rejection) = t.rejection.or(g.rejection) {
@@ -207,5 +210,41 @@ async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: std::time:
             Some(Err(e)) => tracing::warn!(error = %e, "could not restore an approval"),
             None => tracing::warn!("timed out restoring an approval"),
         }
+    }
+}
+
+/// Polls three pinned futures until all are done, without moving them.
+async fn join3_in_place<A: Future, B: Future, C: Future>(
+    mut a: Pin<&mut A>,
+    mut b: Pin<&mut B>,
+    mut c: Pin<&mut C>,
+) -> (A::Output, B::Output, C::Output) {
+    let (mut ra, mut rb, mut rc) = (None, None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        if rc.is_none() {
+            if let Poll::Ready(v) = c.as_mut().poll(cx) {
+                rc = Some(v);
+            }
+        }
+        if ra.is_some() && rb.is_some() && rc.is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    match (ra, rb, rc) {
+        (Some(a), Some(b), Some(c)) => (a, b, c),
+        _ => unreachable!("poll_fn returns only once all three are done"),
     }
 }

@@ -225,9 +225,8 @@ fn push_u64(s: &mut String, mut n: u64) {
             break;
         }
     }
-    for &b in &buf[i..] {
-        s.push(char::from(b));
-    }
+    // ASCII digits are always valid UTF-8.
+    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 fn header_value(s: String) -> HeaderValue {
@@ -273,7 +272,8 @@ pub(crate) async fn evaluate(
         is_trial: trial.is_some(),
         expires_at_ms: trial.and_then(|t| t.expires_at).map(unix_millis),
         now_ms: unix_millis(now),
-        is_task: cfg.is_task(&parts.method, path),
+        // Only matched for trial principals.
+        is_task: trial.is_some() && cfg.is_task(&parts.method, path),
         task_count: 0,
         limit: cfg.limit,
     };

@@ -44,7 +44,9 @@ pub trait UsageStore: Send + Sync + Debug + 'static {
 
     /// Whether every future this store returns is ready on its first poll (an in-process
     /// store). When all stores of a layer are local, the layer evaluates inside `call`
-    /// without boxing a future. Default `false`; only say `true` if it always holds.
+    /// without boxing a future. Default `false`; only say `true` if it always holds: a
+    /// pending future from a "local" store is logged as an error and the evaluation is
+    /// started again asynchronously, so that store's operation would run twice.
     fn is_local(&self) -> bool {
         false
     }
