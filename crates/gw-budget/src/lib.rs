@@ -52,7 +52,8 @@
 //!   cost model reports a different one (such as [`UpstreamReportedCost`]), and left as is
 //!   otherwise (no store call). Settling happens before the response is handed on, not at
 //!   the end of the body; a body that fails while streaming is still charged. A request
-//!   dropped before the handler answered releases its reservation in the background.
+//!   dropped before the handler answered (even while the reserve is in flight) releases
+//!   its reservation in the background.
 //! - Responses carry `X-Budget-Alert-Level` (`none`, `warning`, `high`, `critical`),
 //!   `X-Platform-Utilization`, `X-Agent-Utilization` (and `X-Customer-Utilization`).
 //! - Each (scope, period, threshold) fires one [`BudgetAlert`] to the [`AlertSink`]s,

@@ -141,37 +141,48 @@ fn plan<ReqB, B: From<Bytes>>(
         }
     };
     let period = |kind| Period::containing(kind, now, cfg.offset);
-    let mut charges = Vec::with_capacity(3);
-    charges.push(charge(
+    let platform = charge(
         ScopeKey::platform(period(cfg.platform.period)),
         cfg.platform.limit,
-    ));
+    );
+    let mut agent = None;
     if let Some(id) = cfg.agent_id.agent_id(&info) {
         if !valid_id(&id) {
             return Plan::Reject(bad_id(req, "invalid-agent-id", started));
         }
-        charges.push(charge(
+        agent = Some(charge(
             ScopeKey::agent(id, period(cfg.agent.period)),
             cfg.agent.limit,
         ));
     }
     if let (Some(c), Some(p)) = (&cfg.customer, req.extensions().get::<Principal>())
         && !p.customer_id.is_empty() {
+    let mut customer = None;
+    if let (Some(c), Some(p)) = (&cfg.customer, req.extensions().get::<Principal>()) {
+        if !p.customer_id.is_empty() {
             if !valid_id(&p.customer_id) {
                 return Plan::Reject(bad_id(req, "invalid-customer-id", started));
             }
-            charges.push(charge(
+            customer = Some(charge(
                 ScopeKey::customer(p.customer_id.as_str(), period(c.period)),
                 c.limit,
             ));
         }
+    }
+    // One allocation, straight into the shared slice.
+    let charges: Arc<[Charge]> = match (agent, customer) {
+        (None, None) => Arc::new([platform]),
+        (Some(a), None) => Arc::new([platform, a]),
+        (None, Some(c)) => Arc::new([platform, c]),
+        (Some(a), Some(c)) => Arc::new([platform, a, c]),
+    };
     let thresholds = match &cfg.flags {
         Some(f) => cfg.thresholds.with_flags(&**f),
         None => cfg.thresholds,
     };
     Plan::Reserve(Pending {
         cfg: cfg.clone(),
-        charges: charges.into(),
+        charges,
         amount: cfg.cost.estimate(&info),
         thresholds,
         now,

@@ -248,3 +248,40 @@ async fn one_store_call_before_and_one_after_only_when_the_cost_changes() {
     call(&flat, r.unwrap()).await;
     assert_eq!(count(&store), (4, 2), "a 5xx releases with one settle");
 }
+
+#[tokio::test]
+async fn works_with_axum_bodies_behind_the_problem_layer() {
+    use axum::body::Body as AxumBody;
+    use gw_problem::ProblemLayer;
+    use tower::ServiceBuilder;
+
+    let svc = ServiceBuilder::new()
+        .layer(ProblemLayer::new())
+        .layer(
+            BudgetLayer::in_memory()
+                .agent_id(agents())
+                .agent_limit(1_000),
+        )
+        .service_fn(|_req: http::Request<AxumBody>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(AxumBody::from("ok")))
+        });
+    let run = || {
+        http::Request::post("/api/v1/agents/x1/run")
+            .header("x-correlation-id", "corr-7")
+            .body(AxumBody::empty())
+            .unwrap()
+    };
+    let res = svc.clone().oneshot(run()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-agent-utilization"], "100.00");
+    let res = svc.oneshot(run()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(res.headers()["x-correlation-id"], "corr-7");
+    let body = axum::body::to_bytes(res.into_body(), 64 * 1024)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["code"], "budget-exceeded");
+    assert_eq!(body["correlation_id"], "corr-7");
+    assert_eq!(body["agent_id"], "x1");
+}

@@ -1,5 +1,6 @@
 //! The layer over a real Redis (`REDIS_URL`, default `redis://127.0.0.1:6379`); each test
 //! uses its own key prefix and deletes its keys at the end.
+#![cfg(feature = "redis")]
 
 mod common;
 

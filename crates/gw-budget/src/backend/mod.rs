@@ -134,6 +134,7 @@ impl<T: SpendStore + ?Sized> SpendStore for Arc<T> {
 }
 
 /// The spend at which each threshold is reached for `limit`: `ceil(limit * bp / 10000)`.
+#[cfg(feature = "redis")]
 pub(crate) fn threshold_amounts(limit: u64, t: &Thresholds) -> [u64; 3] {
     t.as_array().map(|bp| {
         let v = (u128::from(limit) * u128::from(bp)).div_ceil(10_000);
