@@ -54,10 +54,28 @@ const TYPES: [Type; 29] = [
     Type::BOOL,
 ];
 
+/// The session's staging table. Spelled out rather than `LIKE` the target, which would
+/// need `SELECT` on it: the writer role only needs `INSERT`.
+const STAGING_DDL: &str = "CREATE TEMP TABLE IF NOT EXISTS gw_audit_staging (\
+    id uuid, correlation_id text, causation_id text, \"timestamp\" timestamptz, \
+    gateway_type text, request_id text, http_method text, endpoint text, \
+    query_params jsonb, request_headers jsonb, request_body jsonb, user_id text, \
+    customer_id text, email text, roles text[], trial_mode boolean, \
+    policies_evaluated text[], decisions jsonb, policy_latency_us bigint, \
+    status_code integer, response_headers jsonb, error_type text, error_message text, \
+    total_latency_us bigint, upstream_latency_us bigint, action text, resource text, \
+    resource_id text, response_complete boolean) ON COMMIT DELETE ROWS";
+
 const BACKEND: &str = "audit-postgres";
 
-fn err(e: impl std::fmt::Display) -> BackendError {
-    BackendError::unavailable(BACKEND, e)
+fn err(e: tokio_postgres::Error) -> BackendError {
+    match e.as_db_error() {
+        Some(db) => BackendError::unavailable(
+            BACKEND,
+            format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
+        ),
+        None => BackendError::unavailable(BACKEND, e),
+    }
 }
 
 /// Checks that `schema` is a plain lower-case identifier (`[a-z_][a-z0-9_]*`, at most 63).
@@ -181,14 +199,7 @@ impl PostgresSink {
             }
         });
         let conn = Conn { client, task };
-        conn.client
-            .batch_execute(&format!(
-                "CREATE TEMP TABLE IF NOT EXISTS gw_audit_staging \
-                 (LIKE {}.gateway_audit_logs) ON COMMIT DELETE ROWS",
-                self.schema
-            ))
-            .await
-            .map_err(err)?;
+        conn.client.batch_execute(STAGING_DDL).await.map_err(err)?;
         Ok(conn)
     }
 
