@@ -525,6 +525,20 @@ async fn retention_drops_old_partitions_and_rows() {
 }
 
 #[tokio::test]
+async fn swapping_the_target_replaces_an_established_connection() {
+    let (client, schema) = schema().await;
+    let sink = sink(&schema);
+    let now = SystemTime::now();
+    sink.write(&[record("a", "c", now)]).await.unwrap();
+    sink.set_config("postgres://postgres@127.0.0.1:1/test".parse().unwrap());
+    assert!(sink.write(&[record("b", "c", now)]).await.is_err());
+    sink.set_config(db_url().parse().unwrap());
+    sink.write(&[record("c", "c", now)]).await.unwrap();
+    assert_eq!(count(&client, &schema).await, (2, 2));
+    drop_schema(&client, &schema).await;
+}
+
+#[tokio::test]
 async fn unsafe_schema_names_are_refused() {
     let client = connect().await;
     assert!(migrate(&client, "x; DROP TABLE y").await.is_err());

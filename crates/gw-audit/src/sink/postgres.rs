@@ -115,6 +115,7 @@ pub async fn migrate(client: &Client, schema: &str) -> Result<(), BackendError> 
 struct Conn {
     client: Client,
     task: JoinHandle<()>,
+    generation: u64,
 }
 
 impl Drop for Conn {
@@ -133,7 +134,8 @@ impl Drop for Conn {
 /// also apply the `SELECT` policies to the new rows). Month partitions
 /// are created on demand. The connection is opened lazily and reopened after any error.
 pub struct PostgresSink {
-    config: Mutex<tokio_postgres::Config>,
+    /// The target, and a generation bumped by every `set_config`.
+    config: Mutex<(tokio_postgres::Config, u64)>,
     schema: String,
     conn: tokio::sync::Mutex<Option<Conn>>,
     months: Mutex<HashSet<i64>>,
@@ -158,7 +160,7 @@ impl PostgresSink {
             config.connect_timeout(Duration::from_secs(5));
         }
         Ok(Self {
-            config: Mutex::new(config),
+            config: Mutex::new((config, 0)),
             schema: schema.to_owned(),
             conn: tokio::sync::Mutex::new(None),
             months: Mutex::new(HashSet::new()),
@@ -177,17 +179,17 @@ impl PostgresSink {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
-        if let Ok(mut conn) = self.conn.try_lock() {
-            *conn = None;
-        } else {
-            // A write is running; it will use the new config after its next failure.
-            tracing::debug!("audit postgres config swapped while a write is in progress");
-        }
+        let mut current = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        current.0 = config;
+        current.1 += 1;
+    }
+
+    fn generation(&self) -> u64 {
+        self.config.lock().unwrap_or_else(|p| p.into_inner()).1
     }
 
     async fn open(&self) -> Result<Conn, BackendError> {
-        let config = self
+        let (config, generation) = self
             .config
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -198,7 +200,11 @@ impl PostgresSink {
                 tracing::warn!("audit postgres connection closed: {e}");
             }
         });
-        let conn = Conn { client, task };
+        let conn = Conn {
+            client,
+            task,
+            generation,
+        };
         conn.client.batch_execute(STAGING_DDL).await.map_err(err)?;
         Ok(conn)
     }
@@ -305,7 +311,11 @@ impl AuditSink for PostgresSink {
     fn write<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let mut guard = self.conn.lock().await;
-            if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
+            let generation = self.generation();
+            if guard
+                .as_ref()
+                .is_none_or(|c| c.client.is_closed() || c.generation != generation)
+            {
                 *guard = None;
                 *guard = Some(self.open().await?);
             }
