@@ -51,8 +51,9 @@ CREATE INDEX IF NOT EXISTS gateway_audit_logs_endpoint_idx ON {schema}.gateway_a
 CREATE INDEX IF NOT EXISTS gateway_audit_logs_gateway_idx ON {schema}.gateway_audit_logs (gateway_type, "timestamp" DESC);
 
 -- Creates the month partition holding `p_at` (UTC months) if missing; returns its name.
+-- SECURITY DEFINER, so a writer role with INSERT only can still open a new month.
 CREATE OR REPLACE FUNCTION {schema}.gateway_audit_ensure_partition(p_at timestamptz)
-RETURNS text LANGUAGE plpgsql AS $fn$
+RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     v_start timestamptz := date_trunc('month', p_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
     v_name  text := 'gateway_audit_logs_' || to_char(p_at AT TIME ZONE 'UTC', 'YYYY_MM');

@@ -115,6 +115,8 @@ async fn every_field_is_recorded() {
     assert_eq!(records.len(), 1);
     let r = &records[0];
     assert_eq!(r.id.get_version_num(), 7);
+    // The id carries the record's timestamp.
+    assert_eq!(r.id.get_timestamp().unwrap().to_unix().0, 1_750_000_000);
     assert_eq!(r.request_id, r.id.to_string());
     assert_eq!(r.correlation_id, "corr-1");
     assert_eq!(r.causation_id.as_deref(), Some("cause-1"));

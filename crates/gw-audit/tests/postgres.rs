@@ -450,6 +450,38 @@ async fn an_outage_during_n_requests_ends_with_exactly_n_rows() {
     drop_schema(&client, &schema).await;
 }
 
+/// A cluster-wide login role that may only insert: the sink's SQL must work for it under
+/// row-level security (stable name, created if missing, never dropped).
+const WRITER_ROLE: &str = "gw_audit_rls_writer";
+
+#[tokio::test]
+async fn an_insert_only_writer_role_works_under_row_level_security() {
+    let (client, schema) = schema().await;
+    client
+        .batch_execute(&format!(
+            "DO $$ BEGIN CREATE ROLE {WRITER_ROLE} LOGIN; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
+             GRANT USAGE ON SCHEMA {schema} TO {WRITER_ROLE};
+             GRANT INSERT ON {schema}.gateway_audit_logs TO {WRITER_ROLE};"
+        ))
+        .await
+        .unwrap();
+    let mut config: tokio_postgres::Config = db_url().parse().unwrap();
+    config.user(WRITER_ROLE);
+    let sink = PostgresSink::new(config, &schema).unwrap();
+    let now = SystemTime::now();
+    // One record three months ahead: its partition is created through the
+    // SECURITY DEFINER function, which this role may call but could not do itself.
+    let batch = [
+        record("alice", "acme", now),
+        record("bob", "acme", now + Duration::from_secs(90 * 86_400)),
+    ];
+    sink.write(&batch).await.unwrap();
+    sink.write(&batch).await.unwrap();
+    assert_eq!(count(&client, &schema).await, (2, 2));
+    drop_schema(&client, &schema).await;
+}
+
 async fn wait(mut f: impl FnMut() -> bool) {
     for _ in 0..1000 {
         if f() {
@@ -489,6 +521,20 @@ async fn retention_drops_old_partitions_and_rows() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(left, ["recent", "now"]);
+    drop_schema(&client, &schema).await;
+}
+
+#[tokio::test]
+async fn swapping_the_target_replaces_an_established_connection() {
+    let (client, schema) = schema().await;
+    let sink = sink(&schema);
+    let now = SystemTime::now();
+    sink.write(&[record("a", "c", now)]).await.unwrap();
+    sink.set_config("postgres://postgres@127.0.0.1:1/test".parse().unwrap());
+    assert!(sink.write(&[record("b", "c", now)]).await.is_err());
+    sink.set_config(db_url().parse().unwrap());
+    sink.write(&[record("c", "c", now)]).await.unwrap();
+    assert_eq!(count(&client, &schema).await, (2, 2));
     drop_schema(&client, &schema).await;
 }
 

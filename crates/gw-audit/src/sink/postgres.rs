@@ -54,10 +54,28 @@ const TYPES: [Type; 29] = [
     Type::BOOL,
 ];
 
+/// The session's staging table. Spelled out rather than `LIKE` the target, which would
+/// need `SELECT` on it: the writer role only needs `INSERT`.
+const STAGING_DDL: &str = "CREATE TEMP TABLE IF NOT EXISTS gw_audit_staging (\
+    id uuid, correlation_id text, causation_id text, \"timestamp\" timestamptz, \
+    gateway_type text, request_id text, http_method text, endpoint text, \
+    query_params jsonb, request_headers jsonb, request_body jsonb, user_id text, \
+    customer_id text, email text, roles text[], trial_mode boolean, \
+    policies_evaluated text[], decisions jsonb, policy_latency_us bigint, \
+    status_code integer, response_headers jsonb, error_type text, error_message text, \
+    total_latency_us bigint, upstream_latency_us bigint, action text, resource text, \
+    resource_id text, response_complete boolean) ON COMMIT DELETE ROWS";
+
 const BACKEND: &str = "audit-postgres";
 
-fn err(e: impl std::fmt::Display) -> BackendError {
-    BackendError::unavailable(BACKEND, e)
+fn err(e: tokio_postgres::Error) -> BackendError {
+    match e.as_db_error() {
+        Some(db) => BackendError::unavailable(
+            BACKEND,
+            format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
+        ),
+        None => BackendError::unavailable(BACKEND, e),
+    }
 }
 
 /// Checks that `schema` is a plain lower-case identifier (`[a-z_][a-z0-9_]*`, at most 63).
@@ -97,6 +115,7 @@ pub async fn migrate(client: &Client, schema: &str) -> Result<(), BackendError> 
 struct Conn {
     client: Client,
     task: JoinHandle<()>,
+    generation: u64,
 }
 
 impl Drop for Conn {
@@ -115,7 +134,8 @@ impl Drop for Conn {
 /// also apply the `SELECT` policies to the new rows). Month partitions
 /// are created on demand. The connection is opened lazily and reopened after any error.
 pub struct PostgresSink {
-    config: Mutex<tokio_postgres::Config>,
+    /// The target, and a generation bumped by every `set_config`.
+    config: Mutex<(tokio_postgres::Config, u64)>,
     schema: String,
     conn: tokio::sync::Mutex<Option<Conn>>,
     months: Mutex<HashSet<i64>>,
@@ -140,7 +160,7 @@ impl PostgresSink {
             config.connect_timeout(Duration::from_secs(5));
         }
         Ok(Self {
-            config: Mutex::new(config),
+            config: Mutex::new((config, 0)),
             schema: schema.to_owned(),
             conn: tokio::sync::Mutex::new(None),
             months: Mutex::new(HashSet::new()),
@@ -159,17 +179,17 @@ impl PostgresSink {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
-        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
-        if let Ok(mut conn) = self.conn.try_lock() {
-            *conn = None;
-        } else {
-            // A write is running; it will use the new config after its next failure.
-            tracing::debug!("audit postgres config swapped while a write is in progress");
-        }
+        let mut current = self.config.lock().unwrap_or_else(|p| p.into_inner());
+        current.0 = config;
+        current.1 += 1;
+    }
+
+    fn generation(&self) -> u64 {
+        self.config.lock().unwrap_or_else(|p| p.into_inner()).1
     }
 
     async fn open(&self) -> Result<Conn, BackendError> {
-        let config = self
+        let (config, generation) = self
             .config
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -180,15 +200,12 @@ impl PostgresSink {
                 tracing::warn!("audit postgres connection closed: {e}");
             }
         });
-        let conn = Conn { client, task };
-        conn.client
-            .batch_execute(&format!(
-                "CREATE TEMP TABLE IF NOT EXISTS gw_audit_staging \
-                 (LIKE {}.gateway_audit_logs) ON COMMIT DELETE ROWS",
-                self.schema
-            ))
-            .await
-            .map_err(err)?;
+        let conn = Conn {
+            client,
+            task,
+            generation,
+        };
+        conn.client.batch_execute(STAGING_DDL).await.map_err(err)?;
         Ok(conn)
     }
 
@@ -294,7 +311,11 @@ impl AuditSink for PostgresSink {
     fn write<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let mut guard = self.conn.lock().await;
-            if guard.as_ref().is_none_or(|c| c.client.is_closed()) {
+            let generation = self.generation();
+            if guard
+                .as_ref()
+                .is_none_or(|c| c.client.is_closed() || c.generation != generation)
+            {
                 *guard = None;
                 *guard = Some(self.open().await?);
             }
