@@ -111,10 +111,11 @@ fn plan<ReqB, B: From<Bytes>>(
     req: &Request<ReqB>,
     started: Stopwatch,
 ) -> Plan<B> {
-    if let Some(flags) = &cfg.flags
-        && !flags.is_enabled(ENABLE_FLAG, true) {
+    if let Some(flags) = &cfg.flags {
+        if !flags.is_enabled(ENABLE_FLAG, true) {
             return Plan::Skip("budget-disabled");
         }
+    }
     let path = match normalize_path(req.uri().path()) {
         Ok(p) => p,
         Err(e) => {
@@ -155,8 +156,6 @@ fn plan<ReqB, B: From<Bytes>>(
             cfg.agent.limit,
         ));
     }
-    if let (Some(c), Some(p)) = (&cfg.customer, req.extensions().get::<Principal>())
-        && !p.customer_id.is_empty() {
     let mut customer = None;
     if let (Some(c), Some(p)) = (&cfg.customer, req.extensions().get::<Principal>()) {
         if !p.customer_id.is_empty() {
