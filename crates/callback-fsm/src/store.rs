@@ -96,9 +96,10 @@ pub fn decide(
         };
     }
     if let Some(latest) = job.latest_occurred_at
-        && event.occurred_at <= latest {
-            return Outcome::OutOfOrder { latest };
-        }
+        && event.occurred_at <= latest
+    {
+        return Outcome::OutOfOrder { latest };
+    }
     if !table.allows(&job.status, &event.status) {
         return Outcome::InvalidTransition {
             from: job.status.clone(),

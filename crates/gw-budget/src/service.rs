@@ -111,10 +111,10 @@ fn plan<ReqB, B: From<Bytes>>(
     req: &Request<ReqB>,
     started: Stopwatch,
 ) -> Plan<B> {
-    if let Some(flags) = &cfg.flags {
-        if !flags.is_enabled(ENABLE_FLAG, true) {
-            return Plan::Skip("budget-disabled");
-        }
+    if let Some(flags) = &cfg.flags
+        && !flags.is_enabled(ENABLE_FLAG, true)
+    {
+        return Plan::Skip("budget-disabled");
     }
     let path = match normalize_path(req.uri().path()) {
         Ok(p) => p,
@@ -157,16 +157,16 @@ fn plan<ReqB, B: From<Bytes>>(
         ));
     }
     let mut customer = None;
-    if let (Some(c), Some(p)) = (&cfg.customer, req.extensions().get::<Principal>()) {
-        if !p.customer_id.is_empty() {
-            if !valid_id(&p.customer_id) {
-                return Plan::Reject(bad_id(req, "invalid-customer-id", started));
-            }
-            customer = Some(charge(
-                ScopeKey::customer(p.customer_id.as_str(), period(c.period)),
-                c.limit,
-            ));
+    if let (Some(c), Some(p)) = (&cfg.customer, req.extensions().get::<Principal>())
+        && !p.customer_id.is_empty()
+    {
+        if !valid_id(&p.customer_id) {
+            return Plan::Reject(bad_id(req, "invalid-customer-id", started));
         }
+        customer = Some(charge(
+            ScopeKey::customer(p.customer_id.as_str(), period(c.period)),
+            c.limit,
+        ));
     }
     // One allocation, straight into the shared slice.
     let charges: Arc<[Charge]> = match (agent, customer) {

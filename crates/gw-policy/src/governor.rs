@@ -296,10 +296,12 @@ pub(crate) async fn evaluate(
     }
     // Only a plain visible-ASCII id goes into a header; anything else (or an empty id)
     // is left to the percent-encoded Location URL.
-    if !governor_id.is_empty() && governor_id.bytes().all(|b| b.is_ascii_graphic())
-        && let Ok(v) = HeaderValue::from_str(governor_id) {
-            rejection = rejection.header(AGENT_ID_HEADER.clone(), v);
-        }
+    if !governor_id.is_empty()
+        && governor_id.bytes().all(|b| b.is_ascii_graphic())
+        && let Ok(v) = HeaderValue::from_str(governor_id)
+    {
+        rejection = rejection.header(AGENT_ID_HEADER.clone(), v);
+    }
     Ok(PolicyResult::deny(decision.reason(), rejection))
 }
 

@@ -136,9 +136,10 @@ impl DecisionCache {
         if shard.len() >= self.shard_capacity && !shard.contains_key(&key) {
             shard.retain(|_, e| e.expires > now && e.revision == revision);
             if shard.len() >= self.shard_capacity
-                && let Some(victim) = shard.keys().next().copied() {
-                    shard.remove(&victim);
-                }
+                && let Some(victim) = shard.keys().next().copied()
+            {
+                shard.remove(&victim);
+            }
         }
         shard.insert(
             key,

@@ -135,18 +135,19 @@ fn decide<ReqB, ResB: From<Bytes>>(
     let revision = shared.revision.load(Ordering::Acquire);
     let cache = shared.cache.load();
     if let Some(c) = cache.as_ref()
-        && let Some(d) = c.get(revision, &principal.roles, &m.resource, &m.action) {
-            return conclude(
-                config,
-                shared,
-                req,
-                principal,
-                &m.resource,
-                &m.action,
-                Ok(d),
-                start,
-            );
-        }
+        && let Some(d) = c.get(revision, &principal.roles, &m.resource, &m.action)
+    {
+        return conclude(
+            config,
+            shared,
+            req,
+            principal,
+            &m.resource,
+            &m.action,
+            Ok(d),
+            start,
+        );
+    }
     let input = AuthzInput {
         principal,
         resource: &m.resource,

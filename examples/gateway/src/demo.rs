@@ -76,10 +76,30 @@ pub struct DemoUser {
 
 /// The demo users whose tokens `--demo` prints.
 pub const DEMO_USERS: &[DemoUser] = &[
-    DemoUser { user_id: "admin-1", roles: &["admin"], trial: false, governor_agent_id: Some("gov-1") },
-    DemoUser { user_id: "dev-1", roles: &["developer"], trial: false, governor_agent_id: None },
-    DemoUser { user_id: "viewer-1", roles: &["viewer"], trial: false, governor_agent_id: None },
-    DemoUser { user_id: "trial-1", roles: &["developer"], trial: true, governor_agent_id: None },
+    DemoUser {
+        user_id: "admin-1",
+        roles: &["admin"],
+        trial: false,
+        governor_agent_id: Some("gov-1"),
+    },
+    DemoUser {
+        user_id: "dev-1",
+        roles: &["developer"],
+        trial: false,
+        governor_agent_id: None,
+    },
+    DemoUser {
+        user_id: "viewer-1",
+        roles: &["viewer"],
+        trial: false,
+        governor_agent_id: None,
+    },
+    DemoUser {
+        user_id: "trial-1",
+        roles: &["developer"],
+        trial: true,
+        governor_agent_id: None,
+    },
 ];
 
 impl DemoAuth {
@@ -89,7 +109,8 @@ impl DemoAuth {
         use base64::Engine as _;
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| format!("demo key: {e}"))?;
-        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| format!("demo key: {e}"))?;
+        let pair =
+            Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|e| format!("demo key: {e}"))?;
         let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
         let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": DEMO_KID, "alg": "EdDSA", "use": "sig"}]});
         let keys = gw_auth::StaticKeys::from_jwks(jwks.to_string())
@@ -123,6 +144,7 @@ impl DemoAuth {
         }
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some(DEMO_KID.to_owned());
-        jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| format!("demo token: {e}"))
+        jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .map_err(|e| format!("demo token: {e}"))
     }
 }

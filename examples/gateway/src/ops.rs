@@ -136,7 +136,9 @@ pub fn merge_openapi(doc: &mut Value, fragment: &Value) {
         let Some(src) = fragment.get(section).and_then(Value::as_object) else {
             continue;
         };
-        let dst = doc[section].as_object_mut().expect("base document has the section");
+        let dst = doc[section]
+            .as_object_mut()
+            .expect("base document has the section");
         for (k, v) in src {
             match (dst.get_mut(k), v) {
                 (Some(Value::Object(d)), Value::Object(s)) => {

@@ -11,7 +11,9 @@ use gw_core::{EnvFlags, FeatureFlags, GatewayType, SharedFlags, StaticFlags};
 use gw_policy::store::redis::{RedisApprovalStore, RedisUsageStore};
 use gw_policy::{ApprovalResponse, GovernorConfig, PolicyLayer, TrialConfig};
 use gw_rbac::{Policy, RbacLayer};
-use svc_hmac::{DirKeyStore, MemoryKeyStore, Mode, RedisKeyStore, RedisNonceCache, ServiceAuthLayer};
+use svc_hmac::{
+    DirKeyStore, MemoryKeyStore, Mode, RedisKeyStore, RedisNonceCache, ServiceAuthLayer,
+};
 
 use crate::config::Config;
 
@@ -122,7 +124,8 @@ pub async fn build(config: &Config, demo_keys: Option<StaticKeys>) -> Result<Lay
     // Service authentication.
     let keys: Arc<dyn svc_hmac::KeyStore> = match (&config.service_auth.keys_dir, redis) {
         (Some(dir), _) => Arc::new(
-            DirKeyStore::open(dir.clone()).map_err(|e| format!("service_auth.keys_dir {dir}: {e}"))?,
+            DirKeyStore::open(dir.clone())
+                .map_err(|e| format!("service_auth.keys_dir {dir}: {e}"))?,
         ),
         (None, Some(url)) => Arc::new(
             RedisKeyStore::connect(url, "gw:svc:")
@@ -186,7 +189,8 @@ pub async fn build(config: &Config, demo_keys: Option<StaticKeys>) -> Result<Lay
     let mut governor =
         GovernorConfig::new(config.policy.approval_ui_url.clone()).response(approval);
     if let Some(url) = redis {
-        trial = trial.store(RedisUsageStore::from_url(url).map_err(|e| format!("trial store: {e}"))?);
+        trial =
+            trial.store(RedisUsageStore::from_url(url).map_err(|e| format!("trial store: {e}"))?);
         governor = governor
             .store(RedisApprovalStore::from_url(url).map_err(|e| format!("approval store: {e}"))?);
     }
@@ -239,7 +243,10 @@ pub async fn build(config: &Config, demo_keys: Option<StaticKeys>) -> Result<Lay
                     .migrate()
                     .await
                     .map_err(|e| format!("callback migration: {e}"))?;
-                backends.push(format!("callback jobs: postgres (schema {})", config.callbacks.schema));
+                backends.push(format!(
+                    "callback jobs: postgres (schema {})",
+                    config.callbacks.schema
+                ));
                 Arc::new(store)
             }
             None => {

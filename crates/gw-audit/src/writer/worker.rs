@@ -55,9 +55,10 @@ pub(super) async fn run(shared: Arc<Shared>, sink: Box<dyn AuditSink>) -> Shutdo
         }
         w.flush(!timed).await;
         if let Some(spool) = &w.shared.spool
-            && let Err(e) = spool.sync() {
-                tracing::error!("audit spool sync failed: {e}");
-            }
+            && let Err(e) = spool.sync()
+        {
+            tracing::error!("audit spool sync failed: {e}");
+        }
         more_spool = w.replay_one().await;
     }
     w.drain().await
@@ -258,9 +259,10 @@ impl Worker {
             self.shared.spool_or_drop(&rest, false);
         }
         if let Some(spool) = &self.shared.spool
-            && let Err(e) = spool.sync() {
-                tracing::error!("audit spool sync failed: {e}");
-            }
+            && let Err(e) = spool.sync()
+        {
+            tracing::error!("audit spool sync failed: {e}");
+        }
         let end = self.shared.counters.snapshot();
         ShutdownReport {
             flushed: end.written - start.written,

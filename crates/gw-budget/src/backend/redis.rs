@@ -207,12 +207,13 @@ impl RedisSpendStore {
         }
         let now = Instant::now();
         if let Some(until) = *self.down_until.lock().unwrap_or_else(|p| p.into_inner())
-            && now < until {
-                return Err(BackendError::unavailable(
-                    "redis",
-                    "backing off after a failed connect",
-                ));
-            }
+            && now < until
+        {
+            return Err(BackendError::unavailable(
+                "redis",
+                "backing off after a failed connect",
+            ));
+        }
         let connected = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)

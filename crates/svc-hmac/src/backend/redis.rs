@@ -195,9 +195,10 @@ impl RedisKeyStore {
         if !self.cache_ttl.is_zero() {
             let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some((at, ring)) = cache.get(service_id)
-                && at.elapsed() < self.cache_ttl {
-                    return Ok(Some(ring.clone()));
-                }
+                && at.elapsed() < self.cache_ttl
+            {
+                return Ok(Some(ring.clone()));
+            }
         }
         let fields: HashMap<String, String> = self
             .conn
