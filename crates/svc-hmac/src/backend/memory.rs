@@ -59,6 +59,10 @@ impl KeyStore for MemoryKeyStore {
         let rings = self.rings.read().unwrap_or_else(PoisonError::into_inner);
         Box::pin(ready(Ok(rings.values().cloned().collect())))
     }
+
+    fn ring_now(&self, service_id: &str) -> Option<Result<Option<Arc<KeyRing>>, BackendError>> {
+        Some(Ok(self.get(service_id)))
+    }
 }
 
 /// A bounded in-process nonce cache for a single replica.
@@ -200,6 +204,15 @@ impl NonceCache for MemoryNonceCache {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
         Box::pin(ready(self.record(service_id, nonce, ttl)))
+    }
+
+    fn check_and_record_now(
+        &self,
+        service_id: &str,
+        nonce: &str,
+        ttl: Duration,
+    ) -> Option<Result<bool, BackendError>> {
+        Some(self.record(service_id, nonce, ttl))
     }
 }
 
