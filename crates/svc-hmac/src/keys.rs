@@ -266,6 +266,13 @@ pub trait KeyStore: Send + Sync + fmt::Debug + 'static {
 
     /// Every key ring, for expiry reporting.
     fn rings(&self) -> BoxFuture<'_, Result<Vec<Arc<KeyRing>>, BackendError>>;
+
+    /// The answer of [`ring`](Self::ring) when it is available without waiting (in-memory
+    /// stores), saving the boxed future; `None` (the default) means "call `ring`".
+    fn ring_now(&self, service_id: &str) -> Option<Result<Option<Arc<KeyRing>>, BackendError>> {
+        let _ = service_id;
+        None
+    }
 }
 
 impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
@@ -278,6 +285,10 @@ impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
 
     fn rings(&self) -> BoxFuture<'_, Result<Vec<Arc<KeyRing>>, BackendError>> {
         (**self).rings()
+    }
+
+    fn ring_now(&self, service_id: &str) -> Option<Result<Option<Arc<KeyRing>>, BackendError>> {
+        (**self).ring_now(service_id)
     }
 }
 

@@ -17,6 +17,18 @@ pub trait NonceCache: Send + Sync + fmt::Debug + 'static {
         nonce: &'a str,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, BackendError>>;
+
+    /// The answer of [`check_and_record`](Self::check_and_record) when it is available
+    /// without waiting (in-memory caches); `None` (the default) means "call it".
+    fn check_and_record_now(
+        &self,
+        service_id: &str,
+        nonce: &str,
+        ttl: Duration,
+    ) -> Option<Result<bool, BackendError>> {
+        let _ = (service_id, nonce, ttl);
+        None
+    }
 }
 
 impl<T: NonceCache + ?Sized> NonceCache for Arc<T> {
@@ -27,5 +39,14 @@ impl<T: NonceCache + ?Sized> NonceCache for Arc<T> {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
         (**self).check_and_record(service_id, nonce, ttl)
+    }
+
+    fn check_and_record_now(
+        &self,
+        service_id: &str,
+        nonce: &str,
+        ttl: Duration,
+    ) -> Option<Result<bool, BackendError>> {
+        (**self).check_and_record_now(service_id, nonce, ttl)
     }
 }

@@ -187,7 +187,12 @@ async fn authenticate<B: Body>(
     if let Err(f) = verify::check_fresh(signed.timestamp, now_secs, shared.window) {
         return (Err(f), passthrough(body));
     }
-    let ring = match shared.keys.ring(signed.canonical.service_id).await {
+    let service_id = signed.canonical.service_id;
+    let looked_up = match shared.keys.ring_now(service_id) {
+        Some(now) => now,
+        None => shared.keys.ring(service_id).await,
+    };
+    let ring = match looked_up {
         Ok(Some(ring)) => ring,
         Ok(None) => {
             let f = (
@@ -239,11 +244,12 @@ async fn authenticate<B: Body>(
     let ttl_secs = (signed.timestamp + shared.window - now_secs + 1).max(1);
     let ttl = Duration::from_secs(ttl_secs.unsigned_abs());
     let mut fail_open = false;
-    match shared
-        .nonces
-        .check_and_record(ring.service_id(), signed.canonical.nonce, ttl)
-        .await
-    {
+    let (id, nonce) = (ring.service_id(), signed.canonical.nonce);
+    let recorded = match shared.nonces.check_and_record_now(id, nonce, ttl) {
+        Some(now) => now,
+        None => shared.nonces.check_and_record(id, nonce, ttl).await,
+    };
+    match recorded {
         Ok(true) => {}
         Ok(false) => {
             let f = (Rejection::Replayed, "the nonce was already used");

@@ -184,7 +184,7 @@ async fn identical_replay_is_refused() {
 async fn timestamps_outside_the_window_are_stale_both_ways() {
     let now = gw_core::clock::unix_seconds(std::time::SystemTime::now()) as u64;
     let base = server(ServiceAuthLayer::new(keys())).await;
-    for skew in [301i64, -301] {
+    for skew in [305i64, -305] {
         let clock = ManualClock::at_unix(now.checked_add_signed(skew).unwrap());
         let (status, body) = send(
             signer().clock(Arc::new(clock)),

@@ -163,6 +163,12 @@ impl KeyStore for DirKeyStore {
         Box::pin(ready(Ok(rings.get(service_id).map(|e| e.ring.clone()))))
     }
 
+    fn ring_now(&self, service_id: &str) -> Option<Result<Option<Arc<KeyRing>>, BackendError>> {
+        self.maybe_reload();
+        let rings = self.rings.read().unwrap_or_else(PoisonError::into_inner);
+        Some(Ok(rings.get(service_id).map(|e| e.ring.clone())))
+    }
+
     fn rings(&self) -> BoxFuture<'_, Result<Vec<Arc<KeyRing>>, BackendError>> {
         self.maybe_reload();
         let rings = self.rings.read().unwrap_or_else(PoisonError::into_inner);

@@ -1,6 +1,7 @@
 //! In-process key store and nonce cache.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -58,6 +59,10 @@ impl KeyStore for MemoryKeyStore {
         let rings = self.rings.read().unwrap_or_else(PoisonError::into_inner);
         Box::pin(ready(Ok(rings.values().cloned().collect())))
     }
+
+    fn ring_now(&self, service_id: &str) -> Option<Result<Option<Arc<KeyRing>>, BackendError>> {
+        Some(Ok(self.get(service_id)))
+    }
 }
 
 /// A bounded in-process nonce cache for a single replica.
@@ -65,17 +70,40 @@ impl KeyStore for MemoryKeyStore {
 /// When it is full of unexpired nonces it refuses to record more (a [`BackendError`], so
 /// the layer's fail mode decides) rather than forgetting a nonce that could then be
 /// replayed. Only requests whose MAC verified are recorded, so only key holders fill it.
+///
+/// Entries are 128-bit fingerprints of `(service id, nonce)` under two per-process random
+/// SipHash keys, so an entry costs a few dozen bytes and no allocation; telling two distinct
+/// nonces apart fails only on a 128-bit collision.
 #[derive(Debug)]
 pub struct MemoryNonceCache {
     state: Mutex<State>,
     capacity: usize,
     clock: SharedClock,
+    keys: (RandomState, RandomState),
 }
 
 #[derive(Debug, Default)]
 struct State {
-    expiry: HashMap<Arc<str>, u64>,
-    order: VecDeque<(u64, Arc<str>)>,
+    expiry: HashMap<u128, u64, BuildHasherDefault<Passthrough>>,
+    order: VecDeque<(u64, u128)>,
+}
+
+/// Hasher for keys that already are keyed hashes: uses their low 64 bits.
+#[derive(Debug, Default)]
+struct Passthrough(u64);
+
+impl Hasher for Passthrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
 }
 
 /// Default capacity of [`MemoryNonceCache`].
@@ -94,6 +122,7 @@ impl MemoryNonceCache {
             state: Mutex::default(),
             capacity: capacity.max(1),
             clock: Arc::new(SystemClock),
+            keys: (RandomState::new(), RandomState::new()),
         }
     }
 
@@ -120,13 +149,17 @@ impl MemoryNonceCache {
     fn record(&self, service_id: &str, nonce: &str, ttl: Duration) -> Result<bool, BackendError> {
         let now = millis(self.clock.now());
         let until = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        let mut key = String::with_capacity(service_id.len() + 1 + nonce.len());
-        key.push_str(service_id);
-        key.push('\n');
-        key.push_str(nonce);
+        let half = |state: &RandomState| {
+            let mut h = state.build_hasher();
+            h.write(service_id.as_bytes());
+            h.write_u8(b'\n');
+            h.write(nonce.as_bytes());
+            h.finish()
+        };
+        let key = u128::from(half(&self.keys.0)) << 64 | u128::from(half(&self.keys.1));
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         st.sweep_front(now);
-        if st.expiry.get(key.as_str()).is_some_and(|&exp| exp > now) {
+        if st.expiry.get(&key).is_some_and(|&exp| exp > now) {
             return Ok(false);
         }
         if st.expiry.len() >= self.capacity {
@@ -137,8 +170,7 @@ impl MemoryNonceCache {
                 return Err(BackendError::unavailable("memory", "nonce cache is full"));
             }
         }
-        let key: Arc<str> = key.into();
-        st.expiry.insert(key.clone(), until);
+        st.expiry.insert(key, until);
         st.order.push_back((until, key));
         Ok(true)
     }
@@ -172,6 +204,15 @@ impl NonceCache for MemoryNonceCache {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
         Box::pin(ready(self.record(service_id, nonce, ttl)))
+    }
+
+    fn check_and_record_now(
+        &self,
+        service_id: &str,
+        nonce: &str,
+        ttl: Duration,
+    ) -> Option<Result<bool, BackendError>> {
+        Some(self.record(service_id, nonce, ttl))
     }
 }
 
