@@ -3,15 +3,30 @@
 use std::net::SocketAddr;
 
 use axum::body::Body;
-use gateway::{Config, build, serve};
+use gateway::demo::{DEMO_USERS, DemoAuth};
+use gateway::{Config, build_with, serve};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+fn demo() -> &'static DemoAuth {
+    static DEMO: std::sync::OnceLock<DemoAuth> = std::sync::OnceLock::new();
+    DEMO.get_or_init(|| DemoAuth::generate("gw-demo").unwrap())
+}
+
+/// A bearer token for demo user `i` (0 admin, 1 developer, 2 viewer, 3 trial).
+fn bearer(i: usize) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    format!("Bearer {}", demo().token(&DEMO_USERS[i], now, 600).unwrap())
+}
+
 async fn boot(config: Config) -> SocketAddr {
-    let gw = build(&config, None).await.unwrap();
+    let gw = build_with(&config, None, Some(demo())).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve(listener, gw.service, std::future::pending()));
@@ -79,7 +94,13 @@ async fn operator_endpoints() {
 #[tokio::test]
 async fn proxies_to_the_demo_upstream_and_strips_forged_headers() {
     let addr = boot(Config::default()).await;
+    // Without a token: 401 from the auth layer, never reaching the upstream.
+    let (status, headers, _) = send(get(addr, "/api/v1/agents").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 401);
+    assert!(headers.contains_key("www-authenticate"));
+
     let req = get(addr, "/api/v1/agents?limit=5")
+        .header("authorization", bearer(1))
         .header("x-correlation-id", "trace-42")
         .header("x-gateway-user-id", "forged-admin")
         .header("x-target-backend", "production")
@@ -94,7 +115,10 @@ async fn proxies_to_the_demo_upstream_and_strips_forged_headers() {
     assert_eq!(echo["path"], "/api/v1/agents");
     assert_eq!(echo["query"], "limit=5");
     assert_eq!(echo["headers"]["x-correlation-id"], "trace-42");
-    assert!(echo["headers"].get("x-gateway-user-id").is_none());
+    // The forged identity header was replaced by the verified one.
+    assert_eq!(echo["headers"]["x-gateway-user-id"], "dev-1");
+    assert_eq!(echo["headers"]["x-gateway-roles"], "developer");
+    assert!(echo["headers"].get("authorization").is_some());
     assert_eq!(echo["headers"]["x-target-backend"], "production");
 }
 
@@ -107,7 +131,8 @@ async fn upstream_down_is_502_and_slow_upstream_is_504() {
     let mut config = Config::default();
     config.upstream.production_url = Some(format!("http://{dead_addr}"));
     let addr = boot(config).await;
-    let (status, headers, body) = send(get(addr, "/api/x").body(Body::empty()).unwrap()).await;
+    let req = get(addr, "/api/x").header("authorization", bearer(1));
+    let (status, headers, body) = send(req.body(Body::empty()).unwrap()).await;
     assert_eq!(status, 502);
     assert_eq!(headers["content-type"], "application/problem+json");
     assert_eq!(
@@ -128,7 +153,8 @@ async fn upstream_down_is_502_and_slow_upstream_is_504() {
     config.upstream.production_url = Some(format!("http://{slow_addr}"));
     config.upstream.timeout_ms = 200;
     let addr = boot(config).await;
-    let (status, _, body) = send(get(addr, "/api/x").body(Body::empty()).unwrap()).await;
+    let req = get(addr, "/api/x").header("authorization", bearer(1));
+    let (status, _, body) = send(req.body(Body::empty()).unwrap()).await;
     assert_eq!(status, 504);
     assert_eq!(
         serde_json::from_slice::<Value>(&body).unwrap()["code"],
