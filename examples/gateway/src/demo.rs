@@ -55,8 +55,17 @@ pub struct DemoAuth {
     pub jwks: Value,
     /// The issuer put into demo tokens.
     pub issuer: String,
+    /// The demo service's HMAC secret.
+    pub service_secret: String,
+    /// A callback secret for `X-Callback-Secret`.
+    pub callback_secret: String,
     encoding: jsonwebtoken::EncodingKey,
 }
+
+/// Service id of the demo service.
+pub const DEMO_SERVICE: &str = "demo-svc";
+/// Key id of the demo service key.
+pub const DEMO_SERVICE_KEY_ID: &str = "k1";
 
 /// Key id of the demo key.
 pub const DEMO_KID: &str = "demo-1";
@@ -119,6 +128,8 @@ impl DemoAuth {
             keys,
             jwks,
             issuer: issuer.into(),
+            service_secret: random_hex(&rng)?,
+            callback_secret: random_hex(&rng)?,
             encoding: jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref()),
         })
     }
@@ -147,4 +158,54 @@ impl DemoAuth {
         jsonwebtoken::encode(&header, &claims, &self.encoding)
             .map_err(|e| format!("demo token: {e}"))
     }
+}
+
+impl DemoAuth {
+    /// The demo service's key ring, for the service-auth key store.
+    pub fn service_key_ring(&self) -> svc_hmac::KeyRing {
+        svc_hmac::KeyRing::new(DEMO_SERVICE).key(svc_hmac::ServiceKey::new(
+            DEMO_SERVICE_KEY_ID,
+            svc_hmac::Secret::new(self.service_secret.as_bytes().to_vec()),
+        ))
+    }
+
+    /// The signing headers for a body-less `method path` request by the demo service.
+    pub fn service_headers(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Result<Vec<(String, String)>, String> {
+        let signer = svc_hmac::Signer::new(
+            DEMO_SERVICE,
+            DEMO_SERVICE_KEY_ID,
+            svc_hmac::Secret::new(self.service_secret.as_bytes().to_vec()),
+        )
+        .map_err(|e| format!("demo signer: {e:?}"))?;
+        let (mut parts, ()) = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(())
+            .map_err(|e| e.to_string())?
+            .into_parts();
+        signer
+            .sign(&mut parts, b"")
+            .map_err(|e| format!("demo signature: {e:?}"))?;
+        Ok(parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect())
+    }
+}
+
+fn random_hex(rng: &aws_lc_rs::rand::SystemRandom) -> Result<String, String> {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut bytes = [0u8; 24];
+    rng.fill(&mut bytes).map_err(|e| format!("random: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }

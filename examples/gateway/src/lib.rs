@@ -74,6 +74,8 @@ pub struct Gateway {
     pub audit: AuditWriter,
     /// One line per configured backend, for the startup banner.
     pub backends: Vec<String>,
+    /// The callback job store, when callbacks are enabled.
+    pub jobs: Option<Arc<dyn callback_fsm::JobStore>>,
 }
 
 impl Gateway {
@@ -116,7 +118,7 @@ pub async fn build_with(
         config.upstream.sandbox_url.as_deref(),
         config.upstream.timeout(),
     )?);
-    let layers = stack::build(config, demo.map(|d| d.keys.clone())).await?;
+    let layers = stack::build(config, demo).await?;
 
     let upstream_service = service_fn(move |req: Request| {
         let proxy = proxy.clone();
@@ -191,6 +193,7 @@ pub async fn build_with(
         upstream,
         audit: layers.audit_writer,
         backends: layers.backends,
+        jobs: layers.jobs,
     })
 }
 

@@ -2,19 +2,26 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use gateway::Config;
+use gateway::demo::{DEMO_USERS, DemoAuth};
 
 const USAGE: &str = "\
-usage: gateway [--config FILE] [--listen ADDR]
+usage: gateway [--config FILE] [--listen ADDR] [--demo]
 
   --config FILE   TOML configuration (see docs/configuration.md)
   --listen ADDR   listen address (env GW_LISTEN, default 127.0.0.1:8080)
+  --demo          ephemeral signing key, JWKS at /.well-known/jwks.json, demo tokens,
+                  a demo service key and callback secret; prints ready-to-paste curl
+                  commands. Never use it for anything real.
 
 Environment variables GW_* override the file (docs/configuration.md).";
 
 struct Args {
     config: Option<PathBuf>,
     listen: Option<String>,
+    demo: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -22,11 +29,13 @@ fn parse_args() -> Result<Args, String> {
     let mut out = Args {
         config: None,
         listen: None,
+        demo: false,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--config" => out.config = Some(args.next().ok_or("--config needs a file")?.into()),
             "--listen" => out.listen = Some(args.next().ok_or("--listen needs an address")?),
+            "--demo" => out.demo = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -54,9 +63,19 @@ async fn main() {
     if let Some(listen) = args.listen {
         env.push(("GW_LISTEN".into(), listen));
     }
-    let config = Config::load(args.config.as_deref(), env).unwrap_or_else(|e| fail(e));
+    let mut config = Config::load(args.config.as_deref(), env).unwrap_or_else(|e| fail(e));
 
-    let gw = gateway::build(&config, gateway::install_metrics())
+    let demo = if args.demo {
+        let demo = DemoAuth::generate("gw-demo").unwrap_or_else(|e| fail(e));
+        config.auth.issuer = Some(demo.issuer.clone());
+        if config.callbacks.secrets.is_empty() {
+            config.callbacks.secrets = vec![demo.callback_secret.clone()];
+        }
+        Some(demo)
+    } else {
+        None
+    };
+    let gw = gateway::build_with(&config, gateway::install_metrics(), demo.as_ref())
         .await
         .unwrap_or_else(|e| fail(e));
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -68,6 +87,14 @@ async fn main() {
         config.gateway_type.as_str()
     );
     println!("upstream: {}", gw.upstream);
+    for line in &gw.backends {
+        println!("{line}");
+    }
+    if let Some(demo) = &demo {
+        print_demo(demo, &gw, local)
+            .await
+            .unwrap_or_else(|e| fail(e));
+    }
 
     let shutdown = async {
         let ctrl_c = tokio::signal::ctrl_c();
@@ -82,8 +109,65 @@ async fn main() {
         let _ = ctrl_c.await;
         println!("gateway: shutting down, finishing in-flight requests");
     };
-    if let Err(e) = gateway::serve(listener, gw.service, shutdown).await {
+    if let Err(e) = gateway::serve(listener, gw.service.clone(), shutdown).await {
         fail(format!("server error: {e}"));
     }
+    let report = gw.shutdown(Duration::from_secs(10)).await;
+    println!("gateway: audit writer drained: {report:?}");
     println!("gateway: stopped");
+}
+
+async fn print_demo(
+    demo: &DemoAuth,
+    gw: &gateway::Gateway,
+    addr: std::net::SocketAddr,
+) -> Result<(), String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs() as i64;
+    let base = format!("http://{addr}");
+    println!("\n=== demo mode: ephemeral keys, nothing here is secret or durable ===");
+    println!(
+        "JWKS: {base}/.well-known/jwks.json (issuer {})\n",
+        demo.issuer
+    );
+    for user in DEMO_USERS {
+        let token = demo.token(user, now, 3600)?;
+        let what = if user.trial {
+            "trial user, POST is a task"
+        } else {
+            user.roles[0]
+        };
+        let (method, extra) = if user.trial {
+            ("POST", " -H 'content-type: application/json' -d '{}'")
+        } else {
+            ("GET", "")
+        };
+        println!("# {} ({what})", user.user_id);
+        println!(
+            "curl -i -X {method} {base}/api/v1/agents -H 'Authorization: Bearer {token}'{extra}\n"
+        );
+    }
+    let path = "/api/npu/status";
+    let headers = demo.service_headers("GET", path)?;
+    let flags: String = headers
+        .iter()
+        .map(|(k, v)| format!(" -H '{k}: {v}'"))
+        .collect();
+    println!("# signed service request (service-only path; valid once, for 5 minutes)");
+    println!("curl -i {base}{path}{flags}\n");
+    if let Some(jobs) = &gw.jobs {
+        jobs.create_job("job-demo-1", "queued")
+            .await
+            .map_err(|e| format!("demo job: {e}"))?;
+        println!("# job callback (send it twice: 204, then 200 replay)");
+        println!(
+            "curl -i -X POST {base}/internal/jobs/job-demo-1/status -H 'X-Callback-Secret: {}' \
+             -H 'content-type: application/json' \
+             -d '{{\"event_id\":\"evt-1\",\"status\":\"dispatched\",\"occurred_at\":\"2026-01-01T00:00:00Z\"}}'\n",
+            demo.callback_secret
+        );
+    }
+    Ok(())
 }

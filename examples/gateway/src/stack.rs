@@ -7,7 +7,7 @@ use callback_fsm::{CallbackSecrets, CallbackService, JobStore, MemoryJobStore, P
 use gw_audit::{AuditLayer, AuditWriter, JsonLinesSink, PostgresSink, WriterConfig};
 use gw_auth::{AuthLayer, JwksSource, KeySource, StaticKeys};
 use gw_budget::{BudgetLayer, FlatCost, MemorySpendStore, PathParam, RedisSpendStore};
-use gw_core::{EnvFlags, FeatureFlags, GatewayType, SharedFlags, StaticFlags};
+use gw_core::{EnvFlags, FeatureFlags, GatewayType, RouteSet, SharedFlags, StaticFlags};
 use gw_policy::store::redis::{RedisApprovalStore, RedisUsageStore};
 use gw_policy::{ApprovalResponse, GovernorConfig, PolicyLayer, TrialConfig};
 use gw_rbac::{Policy, RbacLayer};
@@ -16,6 +16,7 @@ use svc_hmac::{
 };
 
 use crate::config::Config;
+use crate::demo::DemoAuth;
 
 /// Operator endpoints and the callback route: never behind JWT authentication (the
 /// callback route has its own secret gate).
@@ -48,6 +49,8 @@ pub struct Layers {
     pub budget: BudgetLayer,
     /// The callback endpoint, when secrets are configured.
     pub callbacks: Option<CallbackService<axum::body::Body>>,
+    /// The callback job store (the application creates jobs; callbacks move them).
+    pub jobs: Option<Arc<dyn JobStore>>,
     /// Names of the configured backends, for the startup banner.
     pub backends: Vec<String>,
 }
@@ -68,8 +71,9 @@ fn flags(config: &Config) -> SharedFlags {
     Arc::new(flags)
 }
 
-/// Builds the layers from `config`. `demo_keys` replaces the configured JWT keys.
-pub async fn build(config: &Config, demo_keys: Option<StaticKeys>) -> Result<Layers, String> {
+/// Builds the layers from `config`. In demo mode, `demo` replaces the configured JWT keys
+/// and adds its service key.
+pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, String> {
     let flags = flags(config);
     let mut backends = Vec::new();
     let redis = config.redis_url.as_deref();
@@ -100,8 +104,8 @@ pub async fn build(config: &Config, demo_keys: Option<StaticKeys>) -> Result<Lay
     let audit = AuditLayer::new(audit_writer.clone()).gateway_type(config.gateway_type);
 
     // Authentication.
-    let source: Arc<dyn KeySource> = match demo_keys {
-        Some(keys) => Arc::new(keys),
+    let source: Arc<dyn KeySource> = match demo {
+        Some(demo) => Arc::new(demo.keys.clone()),
         None => auth_source(config).await?,
     };
     let mut auth = AuthLayer::new(source);
@@ -116,6 +120,8 @@ pub async fn build(config: &Config, demo_keys: Option<StaticKeys>) -> Result<Lay
         .copied()
         .chain(OPERATOR_PATHS.iter().copied())
         .chain(config.auth.public_paths.iter().map(String::as_str))
+        // Service-only routes are for services, which sign with HMAC instead of a JWT.
+        .chain(config.service_auth.service_only.iter().map(String::as_str))
         .collect();
     let auth = auth
         .public_routes(public)
@@ -132,7 +138,13 @@ pub async fn build(config: &Config, demo_keys: Option<StaticKeys>) -> Result<Lay
                 .await
                 .map_err(|e| format!("service keys in redis: {e}"))?,
         ),
-        (None, None) => Arc::new(MemoryKeyStore::new()),
+        (None, None) => {
+            let store = MemoryKeyStore::new();
+            if let Some(demo) = demo {
+                store.insert(demo.service_key_ring());
+            }
+            Arc::new(store)
+        }
     };
     let mode: Mode = config
         .service_auth
@@ -163,8 +175,16 @@ pub async fn build(config: &Config, demo_keys: Option<StaticKeys>) -> Result<Lay
         Some(path) => Policy::from_file(path).map_err(|e| format!("rbac.policy_file: {e}"))?,
         None => Policy::builtin(),
     };
+    let rbac_bypass = RouteSet::from_routes(
+        gw_rbac::DEFAULT_BYPASS
+            .iter()
+            .copied()
+            .chain(config.service_auth.service_only.iter().map(String::as_str)),
+    )
+    .map_err(|e| format!("service_auth.service_only: {e}"))?;
     let rbac = RbacLayer::native(&policy_doc)
         .map_err(|e| format!("rbac policy: {e}"))?
+        .bypass(rbac_bypass)
         .flags(flags.clone())
         .gateway_type(config.gateway_type)
         .runs_on(if config.rbac.on_cp {
@@ -254,8 +274,12 @@ pub async fn build(config: &Config, demo_keys: Option<StaticKeys>) -> Result<Lay
                 Arc::new(MemoryJobStore::new())
             }
         };
-        Some(CallbackService::new(secrets, store).response_body::<axum::body::Body>())
+        Some((
+            CallbackService::new(secrets, store.clone()).response_body::<axum::body::Body>(),
+            store,
+        ))
     };
+    let (callbacks, jobs) = callbacks.unzip();
 
     Ok(Layers {
         audit,
@@ -266,6 +290,7 @@ pub async fn build(config: &Config, demo_keys: Option<StaticKeys>) -> Result<Lay
         policy,
         budget,
         callbacks,
+        jobs,
         backends,
     })
 }
