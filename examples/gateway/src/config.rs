@@ -25,6 +25,8 @@ pub struct Config {
     pub problem_type_base: String,
     /// Redis for shared state; unset keeps state in memory (`GW_REDIS_URL`).
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key the gateway writes (`GW_REDIS_PREFIX`).
+    pub redis_prefix: String,
     /// PostgreSQL for audit and callback jobs; unset uses stdout / memory (`GW_DATABASE_URL`).
     pub database_url: Option<String>,
     /// Where requests are proxied to.
@@ -241,6 +243,7 @@ impl Default for Config {
             environment: Environment::Production,
             problem_type_base: gw_problem::DEFAULT_TYPE_BASE.to_owned(),
             redis_url: None,
+            redis_prefix: "gw:".into(),
             database_url: None,
             upstream: UpstreamConfig::default(),
             auth: AuthConfig::default(),
@@ -311,6 +314,7 @@ impl Config {
             }
             "GW_PROBLEM_TYPE_BASE" => self.problem_type_base = value,
             "GW_REDIS_URL" => self.redis_url = non_empty(value),
+            "GW_REDIS_PREFIX" => self.redis_prefix = value,
             "GW_DATABASE_URL" => self.database_url = non_empty(value),
             "GW_UPSTREAM_URL" => self.upstream.production_url = non_empty(value),
             "GW_SANDBOX_UPSTREAM_URL" => self.upstream.sandbox_url = non_empty(value),

@@ -77,6 +77,7 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
     let flags = flags(config);
     let mut backends = Vec::new();
     let redis = config.redis_url.as_deref();
+    let prefix = |what: &str| format!("{}{what}:", config.redis_prefix);
     let pg = config.database_url.as_deref();
 
     // Audit.
@@ -133,11 +134,21 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
             DirKeyStore::open(dir.clone())
                 .map_err(|e| format!("service_auth.keys_dir {dir}: {e}"))?,
         ),
-        (None, Some(url)) => Arc::new(
-            RedisKeyStore::connect(url, "gw:svc:")
+        (None, Some(url)) => {
+            let store = RedisKeyStore::connect(url, &prefix("svc"))
                 .await
-                .map_err(|e| format!("service keys in redis: {e}"))?,
-        ),
+                .map_err(|e| format!("service keys in redis: {e}"))?;
+            if let Some(demo) = demo {
+                let ring = demo.service_key_ring();
+                for key in ring.keys() {
+                    store
+                        .put_key(ring.service_id(), key)
+                        .await
+                        .map_err(|e| format!("demo service key: {e}"))?;
+                }
+            }
+            Arc::new(store)
+        }
         (None, None) => {
             let store = MemoryKeyStore::new();
             if let Some(demo) = demo {
@@ -151,9 +162,16 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
         .default_mode
         .parse()
         .map_err(|e| format!("service_auth.default_mode: {e}"))?;
+    // The configured modes apply as written; SERVICE_AUTH_ENFORCEMENT_MODE, when set, caps
+    // them (the seed's rollback switch).
+    let switch = if std::env::var_os(svc_hmac::ENFORCEMENT_MODE_ENV).is_some() {
+        svc_hmac::ModeSwitch::from_env()
+    } else {
+        svc_hmac::ModeSwitch::default()
+    };
     let mut service_auth = ServiceAuthLayer::with_shared_keys(keys)
         .default_mode(mode)
-        .mode_switch(svc_hmac::ModeSwitch::from_env());
+        .mode_switch(switch);
     for route in &config.service_auth.service_only {
         service_auth = service_auth.service_only(route);
     }
@@ -164,7 +182,7 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
         service_auth = service_auth.exempt(route);
     }
     if let Some(url) = redis {
-        let nonces = RedisNonceCache::connect(url, "gw:svc:")
+        let nonces = RedisNonceCache::connect(url, &prefix("svc"))
             .await
             .map_err(|e| format!("nonce cache in redis: {e}"))?;
         service_auth = service_auth.nonce_cache(nonces);
@@ -209,10 +227,11 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
     let mut governor =
         GovernorConfig::new(config.policy.approval_ui_url.clone()).response(approval);
     if let Some(url) = redis {
-        trial =
-            trial.store(RedisUsageStore::from_url(url).map_err(|e| format!("trial store: {e}"))?);
-        governor = governor
-            .store(RedisApprovalStore::from_url(url).map_err(|e| format!("approval store: {e}"))?);
+        let usage = RedisUsageStore::from_url(url).map_err(|e| format!("trial store: {e}"))?;
+        trial = trial.store(usage.prefix(prefix("trial")));
+        let approvals =
+            RedisApprovalStore::from_url(url).map_err(|e| format!("approval store: {e}"))?;
+        governor = governor.store(approvals.prefix(prefix("approval")));
     }
     let policy = PolicyLayer::new()
         .trial(trial)
@@ -226,7 +245,7 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
             BudgetLayer::new(
                 RedisSpendStore::open(url)
                     .map_err(|e| format!("budget store: {e}"))?
-                    .prefix("gw:budget:"),
+                    .prefix(prefix("budget")),
             )
         }
         None => {

@@ -1,48 +1,31 @@
 //! The gateway over real HTTP: operator endpoints, proxying, upstream failures.
 
+mod common;
+
 use std::net::SocketAddr;
 
 use axum::body::Body;
-use gateway::demo::{DEMO_USERS, DemoAuth};
-use gateway::{Config, build_with, serve};
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use common::{Reply, bearer, demo, request, serve_on_loopback};
+use gateway::{Config, build_with};
+use http::{HeaderMap, Request, StatusCode};
 use serde_json::Value;
-
-fn demo() -> &'static DemoAuth {
-    static DEMO: std::sync::OnceLock<DemoAuth> = std::sync::OnceLock::new();
-    DEMO.get_or_init(|| DemoAuth::generate("gw-demo").unwrap())
-}
-
-/// A bearer token for demo user `i` (0 admin, 1 developer, 2 viewer, 3 trial).
-fn bearer(i: usize) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    format!("Bearer {}", demo().token(&DEMO_USERS[i], now, 600).unwrap())
-}
 
 async fn boot(config: Config) -> SocketAddr {
     let gw = build_with(&config, None, Some(demo())).await.unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, gw.service, std::future::pending()));
-    addr
+    serve_on_loopback(&gw).await
 }
 
-async fn send(req: Request<Body>) -> (StatusCode, http::HeaderMap, Vec<u8>) {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Body>();
-    let res = client.request(req).await.unwrap();
-    let (parts, body) = res.into_parts();
-    let bytes = body.collect().await.unwrap().to_bytes().to_vec();
-    (parts.status, parts.headers, bytes)
+async fn send(req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let Reply {
+        status,
+        headers,
+        body,
+    } = common::send(req).await;
+    (status, headers, body)
 }
 
 fn get(addr: SocketAddr, path: &str) -> http::request::Builder {
-    Request::get(format!("http://{addr}{path}"))
+    request("GET", addr, path)
 }
 
 #[tokio::test]
