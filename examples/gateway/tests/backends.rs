@@ -70,11 +70,13 @@ async fn every_layer_outcome_with_redis_and_postgres() {
     let jobs_schema = format!("gwe2e_jobs_{run}");
     let demo = demo();
 
-    let mut config = Config::default();
-    config.gateway_type = GatewayType::Pp;
-    config.redis_url = Some(redis_url());
-    config.redis_prefix = format!("gwe2e:{run}:");
-    config.database_url = Some(database_url());
+    let mut config = Config {
+        gateway_type: GatewayType::Pp,
+        redis_url: Some(redis_url()),
+        redis_prefix: format!("gwe2e:{run}:"),
+        database_url: Some(database_url()),
+        ..Config::default()
+    };
     config.audit.schema = audit_schema.clone();
     config.audit.flush_interval_ms = 100;
     config.callbacks.schema = jobs_schema.clone();
