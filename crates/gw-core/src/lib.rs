@@ -31,6 +31,7 @@
 //! assert_eq!(normalize_path("/docs%2F..%2Fadmin").unwrap_err().code(), "encoded-slash");
 //! ```
 
+pub mod calendar;
 pub mod clock;
 pub mod correlation;
 pub mod decisions;

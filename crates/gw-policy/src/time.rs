@@ -38,25 +38,7 @@ impl DayWindow {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for a Unix time in seconds.
-pub(crate) fn rfc3339(unix: i64) -> String {
-    let (days, secs) = (unix.div_euclid(DAY), unix.rem_euclid(DAY));
-    // Civil-from-days (H. Hinnant), proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
+pub(crate) use gw_core::calendar::format_rfc3339 as rfc3339;
 
 #[cfg(test)]
 mod tests {

@@ -336,17 +336,8 @@ fn month_index(t: SystemTime) -> i64 {
         Ok(d) => d.as_secs() as i64,
         Err(e) => -(e.duration().as_secs() as i64),
     };
-    let days = secs.div_euclid(86_400);
-    // Civil-from-days (H. Hinnant), year and month only.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year - 1970) * 12 + (month - 1)
+    let (year, month, _) = gw_core::calendar::civil_from_days(secs.div_euclid(86_400));
+    (year - 1970) * 12 + (i64::from(month) - 1)
 }
 
 #[cfg(test)]
