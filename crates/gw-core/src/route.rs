@@ -109,6 +109,27 @@ impl<T> Route<T> {
         })
     }
 
+    /// Whether `path` (normalized) matches, without capturing anything.
+    fn is_match(&self, method: &Method, path: &str) -> bool {
+        if let Some(methods) = &self.methods
+            && !methods.contains(method)
+        {
+            return false;
+        }
+        let Some(rest) = path.strip_prefix('/') else {
+            return false;
+        };
+        let mut path_segs = rest.split('/').filter(|s| !s.is_empty());
+        for seg in self.segments.iter() {
+            match (seg, path_segs.next()) {
+                (_, None) => return false,
+                (Segment::Literal(lit), Some(got)) if **lit != *got => return false,
+                _ => {}
+            }
+        }
+        self.subtree || path_segs.next().is_none()
+    }
+
     /// Matches `path` (normalized) and returns the rank and captured parameters.
     fn matches<'r, 'p>(&'r self, method: &Method, path: &'p str) -> Option<(Rank, Params<'r, 'p>)> {
         if let Some(methods) = &self.methods
@@ -226,9 +247,7 @@ impl<T> RouteSet<T> {
 
     /// Whether any route matches `method` and the normalized `path`.
     pub fn matches(&self, method: &Method, path: &str) -> bool {
-        self.routes
-            .iter()
-            .any(|r| r.matches(method, path).is_some())
+        self.routes.iter().any(|r| r.is_match(method, path))
     }
 
     /// Number of routes.

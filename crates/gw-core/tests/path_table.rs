@@ -118,10 +118,14 @@ fn tricky_path_table() {
     for (method, raw, want) in table {
         let got = match normalize_path(raw) {
             Err(e) => Refused(e),
-            Ok(path) => match set.find(&method, &path) {
-                Some(m) => Hit(m.value),
-                None => Miss,
-            },
+            Ok(path) => {
+                let found = set.find(&method, &path);
+                assert_eq!(set.matches(&method, &path), found.is_some(), "{method} {raw:?}");
+                match found {
+                    Some(m) => Hit(m.value),
+                    None => Miss,
+                }
+            }
         };
         assert_eq!(got, want, "{method} {raw:?}");
     }
