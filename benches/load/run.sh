@@ -11,6 +11,8 @@
 #   WRK_THREADS [2]  WRK_CONNECTIONS [32]  WRK_DURATION [10s]   the wrk load
 #   LOAD_ALG [rs256]      token algorithm of the chain cases (rs256 or eddsa)
 #   LOAD_POOL [16]        tokens in the pool of the cache-hit cases
+#   LOAD_AUDIT_BATCH [1000]  audit batch size of the backends case (gateway default: 100);
+#                         its audit writer spools to $LOAD_OUT/audit-spool when PostgreSQL lags
 #   LOAD_CASES [all]      space-separated subset of: bare chain-hit chain-miss
 #                         chain-miss-eddsa backends-hit
 #   LOAD_OUT [target/load]  where token pools, wrk output and server logs go
@@ -27,6 +29,7 @@ CONNS="${WRK_CONNECTIONS:-32}"
 DURATION="${WRK_DURATION:-10s}"
 ALG="${LOAD_ALG:-rs256}"
 POOL="${LOAD_POOL:-16}"
+AUDIT_BATCH="${LOAD_AUDIT_BATCH:-1000}"
 CASES="${LOAD_CASES:-bare chain-hit chain-miss chain-miss-eddsa backends-hit}"
 OUT="${LOAD_OUT:-$ROOT/target/load}"
 BIN="$ROOT/target/release/load-server"
@@ -70,6 +73,7 @@ run_case() {
   local name="$1"; shift
   local tokens="$OUT/$name.tokens" log="$OUT/$name.server.log" res="$OUT/$name.wrk.txt"
   echo "== $name: load-server $*"
+  rm -rf "$OUT/audit-spool"
   "$BIN" "$@" --token-file "$tokens" >"$log" 2>&1 &
   SERVER_PID=$!
   local addr="" i
@@ -100,7 +104,7 @@ for c in $CASES; do
     chain-hit) run_case chain-hit --mode chain --alg "$ALG" --tokens "$POOL" ;;
     chain-miss) run_case chain-miss --mode chain --alg "$ALG" --tokens "$POOL" --auth-cache 0 ;;
     chain-miss-eddsa) run_case chain-miss-eddsa --mode chain --alg eddsa --tokens "$POOL" --auth-cache 0 ;;
-    backends-hit) run_case backends-hit --mode chain-backends --alg "$ALG" --tokens "$POOL" ;;
+    backends-hit) run_case backends-hit --mode chain-backends --alg "$ALG" --tokens "$POOL" --audit-batch "$AUDIT_BATCH" --audit-spool "$OUT/audit-spool" ;;
     *) echo "unknown case $c"; exit 2 ;;
   esac
 done
