@@ -304,6 +304,7 @@ mod tests {
             }
             let res = chain.service.clone().oneshot(get_req(None)).await.unwrap();
             assert_eq!(res.status(), 401);
+            drop(res); // the audit record is pushed when the response body is done
             chain.audit.shutdown(Duration::from_secs(5)).await;
             assert_eq!(chain.answered.load(Ordering::Relaxed), 7);
             assert_eq!(chain.sink.unwrap().count(), 7);
