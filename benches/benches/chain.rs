@@ -11,10 +11,13 @@ use axum::body::Body;
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, criterion_group, criterion_main};
 use gw_benches::load::{
-    Alg, BenchService, ROUTE, bare_service, build_chain, chain_config, now, token_pool,
+    Alg, BenchService, ROUTE, bare_service, build_chain, chain_config, chain_layers, fixed_router,
+    now, token_pool,
 };
+use gw_problem::ProblemLayer;
 use http::Request;
-use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
 
 /// CPU time of the benchmarking thread (the runtime is current-thread, so the chain's
 /// tasks run on it too); robust against other work competing for the cores.
@@ -87,6 +90,70 @@ fn bench<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
     g.bench_function("full-chain-no-cache-eddsa", |b| {
         b.iter(|| call(&uncached.service, Some(&ed)))
     });
+    g.finish();
+
+    // The chain cut after each layer, to see where the time goes.
+    let (layers, _sink) = rt
+        .block_on(chain_layers(&chain_config(Alg::Rs256)))
+        .unwrap();
+    let l = &layers;
+    let outer = || {
+        ServiceBuilder::new()
+            .layer(ProblemLayer::new())
+            .map_response(|r: http::Response<_>| r.map(Body::new))
+            .layer(l.audit.clone())
+    };
+    let svc_auth = || {
+        ServiceBuilder::new()
+            .layer(l.service_auth.clone())
+            .map_request(|r: http::Request<svc_hmac::VerifiedBody<Body>>| r.map(Body::new))
+    };
+    let prefixes: Vec<(&str, BenchService)> = vec![
+        (
+            "1-problem-audit",
+            BoxCloneSyncService::new(outer().service(fixed_router())),
+        ),
+        (
+            "2-plus-auth",
+            BoxCloneSyncService::new(outer().layer(l.auth.clone()).service(fixed_router())),
+        ),
+        (
+            "3-plus-service-auth",
+            BoxCloneSyncService::new(
+                outer()
+                    .layer(l.auth.clone())
+                    .layer(svc_auth())
+                    .service(fixed_router()),
+            ),
+        ),
+        (
+            "4-plus-rbac",
+            BoxCloneSyncService::new(
+                outer()
+                    .layer(l.auth.clone())
+                    .layer(svc_auth())
+                    .layer(l.rbac.clone())
+                    .map_response(|r: http::Response<_>| r.map(Body::new))
+                    .service(fixed_router()),
+            ),
+        ),
+        (
+            "5-plus-policy",
+            BoxCloneSyncService::new(
+                outer()
+                    .layer(l.auth.clone())
+                    .layer(svc_auth())
+                    .layer(l.rbac.clone())
+                    .layer(l.policy.clone())
+                    .map_response(|r: http::Response<_>| r.map(Body::new))
+                    .service(fixed_router()),
+            ),
+        ),
+    ];
+    let mut g = c.benchmark_group(format!("{group}-prefix"));
+    for (name, svc) in &prefixes {
+        g.bench_function(*name, |b| b.iter(|| call(svc, Some(&rs))));
+    }
     g.finish();
 }
 

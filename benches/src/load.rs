@@ -211,11 +211,11 @@ pub struct Chain {
     pub answered: Arc<AtomicU64>,
 }
 
-/// Builds the gateway's layers from `config` (Redis and PostgreSQL when configured there)
-/// around [`fixed_router`]. Without a database, audit records go to a [`CountingSink`]
-/// instead of JSON lines on stdout. `cache_capacity` sets the verified-token cache (`0`
-/// disables it: every request verifies its signature).
-pub async fn build_chain(config: &Config, cache_capacity: usize) -> Result<Chain, String> {
+/// The gateway's layers from `config`; without a database, the audit layer writes to the
+/// returned [`CountingSink`] instead of JSON lines on stdout.
+pub async fn chain_layers(
+    config: &Config,
+) -> Result<(gateway::stack::Layers, Option<CountingSink>), String> {
     let mut layers = gateway::stack::build(config, None).await?;
     let mut sink = None;
     if config.database_url.is_none() {
@@ -232,6 +232,15 @@ pub async fn build_chain(config: &Config, cache_capacity: usize) -> Result<Chain
         layers.audit_writer = writer;
         sink = Some(counting);
     }
+    Ok((layers, sink))
+}
+
+/// Builds the gateway's layers from `config` (Redis and PostgreSQL when configured there)
+/// around [`fixed_router`]. Without a database, audit records go to a [`CountingSink`]
+/// instead of JSON lines on stdout. `cache_capacity` sets the verified-token cache (`0`
+/// disables it: every request verifies its signature).
+pub async fn build_chain(config: &Config, cache_capacity: usize) -> Result<Chain, String> {
+    let (layers, sink) = chain_layers(config).await?;
     let auth = layers.auth.cache_capacity(cache_capacity);
     let answered = Arc::new(AtomicU64::new(0));
     let counter = answered.clone();
