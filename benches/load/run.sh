@@ -57,7 +57,8 @@ stop_server() {
     return "$rc"
   fi
 }
-trap 'stop_server || true' EXIT INT TERM
+trap 'stop_server || true' EXIT
+trap 'exit 130' INT TERM
 
 # Latency as wrk prints it (850.00us, 1.23ms, 1.01s) in milliseconds.
 to_ms() {
