@@ -1,0 +1,174 @@
+//! The whole gateway chain in process: `oneshot` calls through Problem, Audit, Auth,
+//! service auth, RBAC, Policy and Budget (embedded backends, audit to a counting sink) in
+//! front of the fixed handler the HTTP load benchmark serves, against that handler alone.
+//!
+//! `cargo bench -p gw-benches --bench chain -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use axum::body::Body;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{Criterion, criterion_group, criterion_main};
+use gw_benches::load::{
+    Alg, BenchService, ROUTE, bare_service, build_chain, chain_config, chain_layers, fixed_router,
+    now, token_pool,
+};
+use gw_problem::ProblemLayer;
+use http::Request;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt};
+
+/// CPU time of the benchmarking thread (the runtime is current-thread, so the chain's
+/// tasks run on it too); robust against other work competing for the cores.
+struct ThreadCpuTime;
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = cpu_time::ThreadTime;
+    type Value = Duration;
+
+    fn start(&self) -> Self::Intermediate {
+        cpu_time::ThreadTime::now()
+    }
+    fn end(&self, i: Self::Intermediate) -> Self::Value {
+        i.elapsed()
+    }
+    fn add(&self, v1: &Self::Value, v2: &Self::Value) -> Self::Value {
+        *v1 + *v2
+    }
+    fn zero(&self) -> Self::Value {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Self::Value) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
+fn request(bearer: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(ROUTE).header("x-correlation-id", "bench-chain-0001");
+    if let Some(t) = bearer {
+        b = b.header("authorization", t);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+fn bench<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cached = rt
+        .block_on(build_chain(&chain_config(Alg::Rs256), 10_000))
+        .unwrap();
+    let uncached = rt
+        .block_on(build_chain(&chain_config(Alg::EdDsa), 0))
+        .unwrap();
+    let rs = format!(
+        "Bearer {}",
+        token_pool(Alg::Rs256, 1, now(), 3_600).unwrap()[0]
+    );
+    let ed = format!(
+        "Bearer {}",
+        token_pool(Alg::EdDsa, 1, now(), 3_600).unwrap()[0]
+    );
+    let call = |svc: &BenchService, bearer: Option<&str>| {
+        let res = rt.block_on(svc.clone().oneshot(request(bearer))).unwrap();
+        assert_eq!(res.status(), 200);
+        black_box(res)
+    };
+
+    let mut g = c.benchmark_group(group);
+    let bare = bare_service();
+    g.bench_function("bare-handler", |b| b.iter(|| call(&bare, None)));
+    g.bench_function("full-chain-cached-rs256", |b| {
+        b.iter(|| call(&cached.service, Some(&rs)))
+    });
+    g.bench_function("full-chain-no-cache-eddsa", |b| {
+        b.iter(|| call(&uncached.service, Some(&ed)))
+    });
+    g.finish();
+
+    // The chain cut after each layer, to see where the time goes.
+    let (layers, _sink) = rt
+        .block_on(chain_layers(&chain_config(Alg::Rs256)))
+        .unwrap();
+    let l = &layers;
+    let outer = || {
+        ServiceBuilder::new()
+            .layer(ProblemLayer::new())
+            .map_response(|r: http::Response<_>| r.map(Body::new))
+            .layer(l.audit.clone())
+    };
+    let svc_auth = || {
+        ServiceBuilder::new()
+            .layer(l.service_auth.clone())
+            .map_request(|r: http::Request<svc_hmac::VerifiedBody<Body>>| r.map(Body::new))
+    };
+    let prefixes: Vec<(&str, BenchService)> = vec![
+        (
+            "1-problem-audit",
+            BoxCloneSyncService::new(outer().service(fixed_router())),
+        ),
+        (
+            "2-plus-auth",
+            BoxCloneSyncService::new(outer().layer(l.auth.clone()).service(fixed_router())),
+        ),
+        (
+            "3-plus-service-auth",
+            BoxCloneSyncService::new(
+                outer()
+                    .layer(l.auth.clone())
+                    .layer(svc_auth())
+                    .service(fixed_router()),
+            ),
+        ),
+        (
+            "4-plus-rbac",
+            BoxCloneSyncService::new(
+                outer()
+                    .layer(l.auth.clone())
+                    .layer(svc_auth())
+                    .layer(l.rbac.clone())
+                    .map_response(|r: http::Response<_>| r.map(Body::new))
+                    .service(fixed_router()),
+            ),
+        ),
+        (
+            "5-plus-policy",
+            BoxCloneSyncService::new(
+                outer()
+                    .layer(l.auth.clone())
+                    .layer(svc_auth())
+                    .layer(l.rbac.clone())
+                    .layer(l.policy.clone())
+                    .map_response(|r: http::Response<_>| r.map(Body::new))
+                    .service(fixed_router()),
+            ),
+        ),
+    ];
+    let mut g = c.benchmark_group(format!("{group}-prefix"));
+    for (name, svc) in &prefixes {
+        g.bench_function(*name, |b| b.iter(|| call(svc, Some(&rs))));
+    }
+    g.finish();
+}
+
+fn wall(c: &mut Criterion) {
+    bench(c, "chain");
+}
+
+fn cpu(c: &mut Criterion<ThreadCpuTime>) {
+    bench(c, "chain-cpu");
+}
+
+criterion_group!(wall_benches, wall);
+criterion_group! {
+    name = cpu_benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = cpu
+}
+criterion_main!(wall_benches, cpu_benches);

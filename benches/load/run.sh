@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# HTTP load benchmark of the whole gw chain against a bare server (issue 11).
+#
+# For each case it starts `load-server` (benches/src/bin/load-server.rs), drives it with
+# the same wrk load from a separate process, stops it, and prints requests/s, p50/p99
+# latency and the ratio to the bare server. Run from anywhere:
+#
+#   benches/load/run.sh
+#
+# Environment (defaults in brackets):
+#   WRK_THREADS [2]  WRK_CONNECTIONS [32]  WRK_DURATION [10s]   the wrk load
+#   LOAD_ALG [rs256]      token algorithm of the chain cases (rs256 or eddsa)
+#   LOAD_POOL [16]        tokens in the pool of the cache-hit cases
+#   LOAD_AUDIT_BATCH [1000]  audit batch size of the backends case (gateway default: 100);
+#                         its audit writer spools to $LOAD_OUT/audit-spool when PostgreSQL lags
+#   LOAD_CASES [all]      space-separated subset of: bare chain-hit chain-miss
+#                         chain-miss-eddsa backends-hit
+#   LOAD_OUT [target/load]  where token pools, wrk output and server logs go
+#   REDIS_URL, DATABASE_URL  backends of the backends-hit case
+#
+# The every-token-new case runs the chain with the verified-token cache disabled
+# (`--auth-cache 0`), so every request verifies its signature; the pool stays small.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+THREADS="${WRK_THREADS:-2}"
+CONNS="${WRK_CONNECTIONS:-32}"
+DURATION="${WRK_DURATION:-10s}"
+ALG="${LOAD_ALG:-rs256}"
+POOL="${LOAD_POOL:-16}"
+AUDIT_BATCH="${LOAD_AUDIT_BATCH:-1000}"
+CASES="${LOAD_CASES:-bare chain-hit chain-miss chain-miss-eddsa backends-hit}"
+OUT="${LOAD_OUT:-$ROOT/target/load}"
+BIN="$ROOT/target/release/load-server"
+LUA="$ROOT/benches/load/tokens.lua"
+mkdir -p "$OUT"
+
+if ! command -v wrk >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "== installing wrk"
+  $SUDO apt-get update
+  $SUDO apt-get install -y wrk
+fi
+
+echo "== building load-server (release)"
+cargo build --release -p gw-benches --bin load-server
+
+SERVER_PID=""
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    local rc=0
+    wait "$SERVER_PID" || rc=$?
+    SERVER_PID=""
+    return "$rc"
+  fi
+}
+trap 'stop_server || true' EXIT
+trap 'exit 130' INT TERM
+
+# Latency as wrk prints it (850.00us, 1.23ms, 1.01s) in milliseconds.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+    else { print "?" } }'
+}
+
+declare -A RPS P50 P99 BAD AUDIT LOADAVG
+run_case() {
+  local name="$1"; shift
+  local tokens="$OUT/$name.tokens" log="$OUT/$name.server.log" res="$OUT/$name.wrk.txt"
+  echo "== $name: load-server $*"
+  rm -rf "$OUT/audit-spool"
+  "$BIN" "$@" --token-file "$tokens" >"$log" 2>&1 &
+  SERVER_PID=$!
+  local addr="" i
+  for i in $(seq 1 300); do
+    addr="$(grep -o 'http://[0-9.:]*' "$log" | head -1 || true)"
+    [ -n "$addr" ] && break
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then cat "$log"; echo "load-server died"; exit 1; fi
+    sleep 0.1
+  done
+  [ -n "$addr" ] || { cat "$log"; echo "load-server did not start"; exit 1; }
+  LOADAVG[$name]="$(cut -d' ' -f1 /proc/loadavg)"
+  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$addr/api/v1/agents" -- "$tokens" | tee "$res"
+  local rc=0
+  stop_server || rc=$?
+  cat "$log"
+  if [ "$rc" -ne 0 ]; then echo "load-server exited with $rc (see $log)"; exit 1; fi
+  RPS[$name]="$(awk '/^Requests\/sec:/ {print $2}' "$res")"
+  P50[$name]="$(to_ms "$(awk '$1 == "50%" {print $2}' "$res")")"
+  P99[$name]="$(to_ms "$(awk '$1 == "99%" {print $2}' "$res")")"
+  BAD[$name]="$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$res")"
+  BAD[$name]="${BAD[$name]:-0}"
+  AUDIT[$name]="$(grep -o 'answered=[0-9]* rows=[0-9]* lost=[0-9]*' "$log" || echo -)"
+}
+
+for c in $CASES; do
+  case "$c" in
+    bare) run_case bare --mode bare --tokens "$POOL" ;;
+    chain-hit) run_case chain-hit --mode chain --alg "$ALG" --tokens "$POOL" ;;
+    chain-miss) run_case chain-miss --mode chain --alg "$ALG" --tokens "$POOL" --auth-cache 0 ;;
+    chain-miss-eddsa) run_case chain-miss-eddsa --mode chain --alg eddsa --tokens "$POOL" --auth-cache 0 ;;
+    backends-hit) run_case backends-hit --mode chain-backends --alg "$ALG" --tokens "$POOL" --audit-batch "$AUDIT_BATCH" --audit-spool "$OUT/audit-spool" ;;
+    *) echo "unknown case $c"; exit 2 ;;
+  esac
+done
+
+echo "== raw signature verification (one thread)"
+VERIFY_RS="$("$BIN" verify-rate --alg rs256 --seconds 2)"
+VERIFY_ED="$("$BIN" verify-rate --alg eddsa --seconds 2)"
+echo "$VERIFY_RS"
+echo "$VERIFY_ED"
+
+echo
+echo "== results: wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+printf '| %-17s | %10s | %8s | %9s | %9s | %7s | %-40s | %7s |\n' case "req/s" "vs bare" "p50 ms" "p99 ms" "non-2xx" audit "load1"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "-------------------" "------------" "----------" "-----------" "-----------" "---------" "------------------------------------------" "---------"
+for c in $CASES; do
+  ratio="-"
+  if [ -n "${RPS[bare]:-}" ]; then
+    ratio="$(awk -v a="${RPS[$c]}" -v b="${RPS[bare]}" 'BEGIN { printf "%.0f %%", 100 * a / b }')"
+  fi
+  printf '| %-17s | %10s | %8s | %9s | %9s | %7s | %-40s | %7s |\n' "$c" "${RPS[$c]}" "$ratio" "${P50[$c]}" "${P99[$c]}" "${BAD[$c]}" "${AUDIT[$c]}" "${LOADAVG[$c]}"
+done
+echo "(verify: $VERIFY_RS; $VERIFY_ED)"
