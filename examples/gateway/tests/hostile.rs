@@ -1053,6 +1053,10 @@ fn callback_cases() -> Vec<Case> {
             .h("content-type", "text/plain")
             .callback(&valid)
             .expect(409, "VALIDATION_ERROR"),
+        cb("json content-type, then a conflicting one")
+            .callback(&valid)
+            .h("content-type", "text/plain")
+            .expect(409, "VALIDATION_ERROR"),
         case("callback with GET", "GET", &path)
             .h("x-callback-secret", CALLBACK_SECRET)
             .expect_status(405),
@@ -1065,7 +1069,8 @@ fn callback_cases() -> Vec<Case> {
         case("callback job id with encoded slash", "POST", &format!("/internal/jobs/x%2F..%2F{JOB}/status"))
             .callback(event("u3", "dispatched"))
             .expect(400, "ambiguous-path"),
-        cb("transition the table forbids").callback(event("t10", "succeeded")).expect(409, "FSM_TRANSITION_INVALID"),
+        cb("transition the table forbids")
+            .callback(r#"{"event_id":"t10","status":"succeeded","occurred_at":"2026-01-02T00:00:00Z"}"#).expect(409, "FSM_TRANSITION_INVALID"),
     ]
 }
 
