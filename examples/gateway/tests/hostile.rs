@@ -699,6 +699,10 @@ async fn hostile_input_never_5xx_never_mutates() {
     ];
     let total: usize = groups.iter().map(|(_, g)| g.len()).sum();
     assert!(total >= 60, "only {total} cases");
+    assert!(
+        groups.iter().flat_map(|(_, g)| g).all(|c| c.status < 500),
+        "hostile input never expects a 5xx"
+    );
     let mut failed = Vec::new();
     for (_, cases) in &groups {
         failed.extend(failures(addr, cases).await);
