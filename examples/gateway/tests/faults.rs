@@ -28,23 +28,26 @@ impl OwnRedis {
     }
 
     async fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for the fault test");
+        let redis = Self {
+            child: Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed for the fault test"),
+            port,
+        };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Self { child, port };
+                return redis;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("own redis-server did not start on port {port}");
+        panic!("own redis-server did not start on port {port}"); // Drop stops it
     }
 
     fn url(&self) -> String {
