@@ -170,3 +170,190 @@ async fn redis_outage_follows_fail_modes_and_recovers() {
     )
     .await;
 }
+
+/// A TCP forwarder this test owns, standing between the gateway and the shared
+/// PostgreSQL: stopping it makes PostgreSQL unreachable for the gateway only.
+struct Forwarder {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    async fn start(port: u16, target: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let task = tokio::spawn(async move {
+            // Dropping the set (when this task is aborted) cuts every open connection.
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                conns.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+        });
+        Self { task }
+    }
+
+    fn stop(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// The shared PostgreSQL's address and the URL with it replaced by `127.0.0.1:port`.
+fn via_port(url: &str, port: u16) -> (SocketAddr, String) {
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        #[allow(unreachable_patterns)]
+        _ => panic!("DATABASE_URL must be a TCP URL"),
+    };
+    let pg_port = config.get_ports().first().copied().unwrap_or(5432);
+    let target = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), pg_port))
+        .unwrap()
+        .next()
+        .unwrap();
+    let user = config.get_user().unwrap_or("postgres");
+    let db = config.get_dbname().unwrap_or("postgres");
+    let password = config
+        .get_password()
+        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+        .unwrap_or_default();
+    (
+        target,
+        format!("postgres://{user}{password}@127.0.0.1:{port}/{db}"),
+    )
+}
+
+async fn audit_rows(client: &tokio_postgres::Client, schema: &str, like: &str) -> i64 {
+    client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM {schema}.gateway_audit_logs WHERE correlation_id LIKE $1"
+            ),
+            &[&like],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_spools_audit_and_replays_everything() {
+    let fx = Fixture::new();
+    let run = format!("{}{}", std::process::id(), now() % 1_000_000);
+    let schema = format!("gwfault_audit_{run}");
+    let jobs_schema = format!("gwfault_jobs_{run}");
+    let port = OwnRedis::free_port();
+    let (target, url) = via_port(&database_url(), port);
+    let forwarder = Forwarder::start(port, target).await;
+
+    let spool = std::env::temp_dir().join(format!("gw-fault-spool-{run}"));
+    let mut config = fx.config();
+    config.database_url = Some(url);
+    config.audit.schema = schema.clone();
+    config.audit.flush_interval_ms = 50;
+    config.audit.spool_dir = Some(spool.display().to_string());
+    config.callbacks.schema = jobs_schema.clone();
+    let gw = build(&config, None).await.unwrap();
+    let addr = serve_on_loopback(&gw).await;
+    let (client, conn) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+
+    let dev = fx.bearer("dev");
+    let request = |phase: &str, i: usize| {
+        let c = if i.is_multiple_of(2) {
+            case("audited read", "GET", "/api/v1/agents")
+                .h("authorization", &dev)
+                .expect_status(200)
+        } else {
+            case("audited rejection", "GET", "/api/v1/agents").expect(401, "unauthorized")
+        };
+        c.h("x-correlation-id", format!("pgfault-{run}-{phase}-{i}"))
+    };
+
+    // Up: rows arrive.
+    let up: Vec<Case> = (0..4).map(|i| request("up", i)).collect();
+    run_cases(addr, &up).await;
+    wait_for(&client, &schema, &format!("pgfault-{run}-up-%"), 4).await;
+
+    // Down: the gateway answers as usual, and the records go to the spool.
+    forwarder.stop();
+    let down: Vec<Case> = (0..10).map(|i| request("down", i)).collect();
+    run_cases(addr, &down).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        audit_rows(&client, &schema, &format!("pgfault-{run}-down-%")).await,
+        0,
+        "PostgreSQL was reachable through the stopped forwarder"
+    );
+    // After the retries, the batch goes to the spool (a non-empty segment file).
+    let spooled = || {
+        std::fs::read_dir(&spool)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum::<u64>()
+            })
+            .unwrap_or(0)
+    };
+    let mut bytes = 0;
+    for _ in 0..150 {
+        bytes = spooled();
+        if bytes > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(bytes > 0, "nothing was spooled during the outage");
+
+    // Back: the spool is replayed; every request of every phase has exactly one row.
+    let _forwarder = Forwarder::start(port, target).await;
+    let after: Vec<Case> = (0..2).map(|i| request("after", i)).collect();
+    run_cases(addr, &after).await;
+    wait_for(&client, &schema, &format!("pgfault-{run}-down-%"), 10).await;
+    wait_for(&client, &schema, &format!("pgfault-{run}-after-%"), 2).await;
+    let report = gw.shutdown(Duration::from_secs(10)).await;
+    let total = audit_rows(&client, &schema, &format!("pgfault-{run}-%")).await;
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA {schema} CASCADE; DROP SCHEMA IF EXISTS {jobs_schema} CASCADE"
+        ))
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&spool);
+    assert_eq!(total, 16, "{report:?}");
+}
+
+async fn run_cases(addr: SocketAddr, cases: &[Case]) {
+    let f = failures(addr, cases).await;
+    assert!(f.is_empty(), "{f:?}");
+}
+
+/// Polls until `like` has `n` rows (at most 20 s), then checks it is exactly `n`.
+async fn wait_for(client: &tokio_postgres::Client, schema: &str, like: &str, n: i64) {
+    let mut rows = 0;
+    for _ in 0..200 {
+        rows = audit_rows(client, schema, like).await;
+        if rows >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows, n, "{like}");
+}
