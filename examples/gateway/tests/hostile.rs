@@ -789,3 +789,28 @@ async fn rejected_requests_do_not_consume_the_trial() {
         .expect(429, "trial-limit-exceeded");
     run(addr, &[first, second]).await;
 }
+
+/// On the customer gateway (RBAC off by default) only gw-auth stands between a client and
+/// the upstream: paths the router does not serve but gw-auth's public list covers are
+/// proxied without a token. Pins the open finding in docs/security.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_gateway_public_twins_reach_the_upstream_anonymously() {
+    let fx = Fixture::new();
+    let mut config = fx.config();
+    config.gateway_type = gw_core::GatewayType::Cp;
+    let gw = build(&config, None).await.unwrap();
+    let addr = serve_on_loopback(&gw).await;
+    let cases = [
+        case("cp: below a problem page", "GET", "/problems/a/b")
+            .h("x-gateway-user-id", "admin-1")
+            .expect_status(200)
+            .check(no_identity_upstream),
+        case("cp: trailing slash on /ready", "GET", "/ready/")
+            .expect_status(200)
+            .check(no_identity_upstream),
+        // The protected API itself still needs a token.
+        case("cp: protected route", "GET", "/api/v1/agents").expect(401, "unauthorized"),
+        case("cp: case twin", "GET", "/PROBLEMS/a/b").expect(401, "unauthorized"),
+    ];
+    run(addr, &cases).await;
+}
