@@ -271,6 +271,19 @@ mod tests {
     }
 
     #[test]
+    fn canonical_json_is_a_fixed_point_for_floats() {
+        // Found by the `callback_body` fuzz target: without correctly rounded float
+        // parsing, re-parsing the canonical form changed the last digit.
+        let body = br#"{"event_id":"e1","status":"dispatched","occurred_at":"2026-01-01T00:00:00Z","artifact_updates":[12345678901.5e-300,0.1,-0.0,1e308]}"#;
+        let event = CallbackEvent::from_json(body, &TransitionTable::default()).unwrap();
+        let canonical = event.canonical_json();
+        let again =
+            CallbackEvent::from_json(canonical.as_bytes(), &TransitionTable::default()).unwrap();
+        assert_eq!(again.canonical_json(), canonical);
+        assert_eq!(again.fingerprint(), event.fingerprint());
+    }
+
+    #[test]
     fn canonical_form_sorts_keys() {
         let v = json!({"b": [1, {"z": null, "a": "x\"y"}], "a": 1.5, "é": true});
         assert_eq!(

@@ -212,9 +212,17 @@ where
 }
 
 fn check_content_type(head: &Request<()>) -> Result<(), ValidationError> {
-    let Some(ct) = head.headers().get(CONTENT_TYPE) else {
+    let mut values = head.headers().get_all(CONTENT_TYPE).iter();
+    let Some(ct) = values.next() else {
         return Ok(());
     };
+    if values.next().is_some() {
+        // Two media types are ambiguous: a proxy may honour the other one.
+        return Err(ValidationError::new(
+            None,
+            "Content-Type must appear at most once",
+        ));
+    }
     let essence = ct
         .to_str()
         .unwrap_or("")

@@ -147,6 +147,13 @@ async fn malformed_bodies_are_409_validation_error_without_store_access() {
     req.headers_mut()
         .insert("content-type", "text/plain".parse().unwrap());
     assert_eq!(send(&svc, req).await.1["code"], "VALIDATION_ERROR");
+    // A JSON media type followed by a conflicting one.
+    let mut req = json_callback("job-1", &ok);
+    req.headers_mut()
+        .append("content-type", "text/plain".parse().unwrap());
+    let (status, problem) = send(&svc, req).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem["code"], "VALIDATION_ERROR");
     // A declared length over the cap is refused before reading.
     let mut req = json_callback("job-1", &ok);
     req.headers_mut()

@@ -1,6 +1,8 @@
 //! Helpers shared by the gateway's HTTP tests.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
