@@ -120,7 +120,11 @@ fn tricky_path_table() {
             Err(e) => Refused(e),
             Ok(path) => {
                 let found = set.find(&method, &path);
-                assert_eq!(set.matches(&method, &path), found.is_some(), "{method} {raw:?}");
+                assert_eq!(
+                    set.matches(&method, &path),
+                    found.is_some(),
+                    "{method} {raw:?}"
+                );
                 match found {
                     Some(m) => Hit(m.value),
                     None => Miss,

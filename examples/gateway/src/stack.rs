@@ -18,19 +18,6 @@ use svc_hmac::{
 use crate::config::Config;
 use crate::demo::DemoAuth;
 
-/// Operator endpoints and the callback route: never behind JWT authentication (the
-/// callback route has its own secret gate).
-pub const OPERATOR_PATHS: &[&str] = &[
-    "/health",
-    "/healthz",
-    "/ready",
-    "/metrics",
-    "/openapi.json",
-    "/problems/*",
-    "/.well-known/jwks.json",
-    "/internal/jobs/{job_id}/status",
-];
-
 /// Every layer, configured.
 pub struct Layers {
     /// Audit (just inside ProblemLayer).
@@ -116,16 +103,20 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
     if let Some(aud) = &config.auth.audience {
         auth = auth.audience(aud.clone());
     }
-    let public: Vec<&str> = gw_auth::DEFAULT_PUBLIC_PATHS
+    // The router answers the operator endpoints and the callback route by their exact
+    // paths before this stack, so none of them is public here: a near miss such as
+    // `/health/` or `/problems/a/b` is proxied, and needs a token like any other request.
+    // Public here: what the operator configures, and the service-only routes (services
+    // sign with HMAC instead of a JWT).
+    let public: Vec<&str> = config
+        .auth
+        .public_paths
         .iter()
-        .copied()
-        .chain(OPERATOR_PATHS.iter().copied())
-        .chain(config.auth.public_paths.iter().map(String::as_str))
-        // Service-only routes are for services, which sign with HMAC instead of a JWT.
-        .chain(config.service_auth.service_only.iter().map(String::as_str))
+        .chain(&config.service_auth.service_only)
+        .map(String::as_str)
         .collect();
     let auth = auth
-        .public_routes(public)
+        .public_routes(&public)
         .map_err(|e| format!("auth.public_paths: {e}"))?;
 
     // Service authentication.
@@ -193,13 +184,8 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
         Some(path) => Policy::from_file(path).map_err(|e| format!("rbac.policy_file: {e}"))?,
         None => Policy::builtin(),
     };
-    let rbac_bypass = RouteSet::from_routes(
-        gw_rbac::DEFAULT_BYPASS
-            .iter()
-            .copied()
-            .chain(config.service_auth.service_only.iter().map(String::as_str)),
-    )
-    .map_err(|e| format!("service_auth.service_only: {e}"))?;
+    let rbac_bypass = RouteSet::from_routes(public.iter().copied())
+        .map_err(|e| format!("auth.public_paths / service_auth.service_only: {e}"))?;
     let rbac = RbacLayer::native(&policy_doc)
         .map_err(|e| format!("rbac policy: {e}"))?
         .bypass(rbac_bypass)

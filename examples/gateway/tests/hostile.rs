@@ -327,19 +327,11 @@ fn path_cases(fx: &Fixture) -> Vec<Case> {
         .callback("{}")
         .expect(401, "unauthorized"),
         case("extra segment under problems", "GET", "/problems/a/b").expect(401, "unauthorized"),
-        // FINDING (design, see docs/security.md): the router serves `/health` exactly, so
-        // `/health/` falls through to the protected stack, where gw-auth matches the
-        // normalized path `/health` as public and the request is proxied upstream without
-        // a token. It carries no identity: forged identity headers are stripped.
-        case(
-            "trailing slash on a public path reaches the upstream anonymously",
-            "GET",
-            "/health/",
-        )
-        .h("x-gateway-user-id", "admin-1")
-        .h("X-Gateway-Roles", "admin")
-        .expect_status(200)
-        .check(no_identity_upstream),
+        // The router serves `/health` exactly; a near miss is proxied and needs a token.
+        case("trailing slash on an operator path", "GET", "/health/")
+            .h("x-gateway-user-id", "admin-1")
+            .h("X-Gateway-Roles", "admin")
+            .expect(401, "unauthorized"),
         case(
             "forged identity headers on a proxied public path",
             "GET",
@@ -791,10 +783,10 @@ async fn rejected_requests_do_not_consume_the_trial() {
 }
 
 /// On the customer gateway (RBAC off by default) only gw-auth stands between a client and
-/// the upstream: paths the router does not serve but gw-auth's public list covers are
-/// proxied without a token. Pins the open finding in docs/security.md.
+/// the upstream: near misses of operator paths, which the router does not serve, need a
+/// token like any other proxied request (the finding in docs/security.md, fixed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn customer_gateway_public_twins_reach_the_upstream_anonymously() {
+async fn customer_gateway_operator_path_twins_need_a_token() {
     let fx = Fixture::new();
     let mut config = fx.config();
     config.gateway_type = gw_core::GatewayType::Cp;
@@ -803,11 +795,9 @@ async fn customer_gateway_public_twins_reach_the_upstream_anonymously() {
     let cases = [
         case("cp: below a problem page", "GET", "/problems/a/b")
             .h("x-gateway-user-id", "admin-1")
-            .expect_status(200)
-            .check(no_identity_upstream),
-        case("cp: trailing slash on /ready", "GET", "/ready/")
-            .expect_status(200)
-            .check(no_identity_upstream),
+            .expect(401, "unauthorized"),
+        case("cp: trailing slash on /ready", "GET", "/ready/").expect(401, "unauthorized"),
+        case("cp: trailing slash on /metrics", "GET", "/metrics/").expect(401, "unauthorized"),
         // The protected API itself still needs a token.
         case("cp: protected route", "GET", "/api/v1/agents").expect(401, "unauthorized"),
         case("cp: case twin", "GET", "/PROBLEMS/a/b").expect(401, "unauthorized"),

@@ -66,6 +66,8 @@ impl Fixture {
         };
         config.auth.jwks_file = Some(self.dir.join("jwks.json").display().to_string());
         config.auth.issuer = Some(ISSUER.into());
+        // An operator-configured public area proxied to the upstream without a token.
+        config.auth.public_paths = vec!["/docs/*".into()];
         config.service_auth.keys_dir = Some(self.dir.join("keys").display().to_string());
         config.callbacks.secrets = vec![CALLBACK_SECRET.into()];
         config.policy.trial_daily_limit = 1;
