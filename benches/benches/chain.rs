@@ -5,11 +5,11 @@
 //! `cargo bench -p gw-benches --bench chain -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use axum::body::Body;
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::Measurement;
 use criterion::{Criterion, criterion_group, criterion_main};
+use gw_benches::ThreadCpuTime;
 use gw_benches::load::{
     Alg, BenchService, ROUTE, bare_service, build_chain, chain_config, chain_layers, fixed_router,
     now, token_pool,
@@ -18,35 +18,6 @@ use gw_problem::ProblemLayer;
 use http::Request;
 use tower::util::BoxCloneSyncService;
 use tower::{ServiceBuilder, ServiceExt};
-
-/// CPU time of the benchmarking thread (the runtime is current-thread, so the chain's
-/// tasks run on it too); robust against other work competing for the cores.
-struct ThreadCpuTime;
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = cpu_time::ThreadTime;
-    type Value = Duration;
-
-    fn start(&self) -> Self::Intermediate {
-        cpu_time::ThreadTime::now()
-    }
-    fn end(&self, i: Self::Intermediate) -> Self::Value {
-        i.elapsed()
-    }
-    fn add(&self, v1: &Self::Value, v2: &Self::Value) -> Self::Value {
-        *v1 + *v2
-    }
-    fn zero(&self) -> Self::Value {
-        Duration::ZERO
-    }
-    fn to_f64(&self, value: &Self::Value) -> f64 {
-        value.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        static WALL: WallTime = WallTime;
-        WALL.formatter()
-    }
-}
 
 fn request(bearer: Option<&str>) -> Request<Body> {
     let mut b = Request::get(ROUTE).header("x-correlation-id", "bench-chain-0001");

@@ -5,11 +5,11 @@
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::Measurement;
 use criterion::{Criterion, criterion_group, criterion_main};
+use gw_benches::ThreadCpuTime;
 use gw_budget::backend::{ReserveOutcome, ReserveRequest, SettleRequest};
 use gw_budget::{
     BudgetLayer, Charge, FlatCost, MemorySpendStore, PathParam, Period, RedisSpendStore, ScopeKey,
@@ -22,35 +22,6 @@ use tower::{ServiceBuilder, ServiceExt};
 type Body = Full<Bytes>;
 
 const HUGE: u64 = 1 << 50;
-
-/// CPU time of the benchmarking thread: on a loaded machine (other builds competing for
-/// the cores) wall time also counts the time the thread waited for a core; this does not.
-struct ThreadCpuTime;
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = cpu_time::ThreadTime;
-    type Value = Duration;
-
-    fn start(&self) -> Self::Intermediate {
-        cpu_time::ThreadTime::now()
-    }
-    fn end(&self, i: Self::Intermediate) -> Self::Value {
-        i.elapsed()
-    }
-    fn add(&self, v1: &Self::Value, v2: &Self::Value) -> Self::Value {
-        *v1 + *v2
-    }
-    fn zero(&self) -> Self::Value {
-        Duration::ZERO
-    }
-    fn to_f64(&self, value: &Self::Value) -> f64 {
-        value.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        static WALL: WallTime = WallTime;
-        WALL.formatter()
-    }
-}
 
 fn store_ops<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
     let store = MemorySpendStore::new();

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cpu_time::ThreadTime;
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, WallTime};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use gw_benches::ThreadCpuTime;
 use gw_core::ManualClock;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -143,62 +143,14 @@ fn wall(c: &mut Criterion<WallTime>) {
     scenarios(c, "svc-hmac");
 }
 
-fn cpu(c: &mut Criterion<ThreadCpu>) {
+fn cpu(c: &mut Criterion<ThreadCpuTime>) {
     scenarios(c, "svc-hmac-cpu");
-}
-
-/// Thread CPU time (`CLOCK_THREAD_CPUTIME_ID`) as a criterion measurement.
-struct ThreadCpu;
-
-impl Measurement for ThreadCpu {
-    type Intermediate = ThreadTime;
-    type Value = Duration;
-
-    fn start(&self) -> ThreadTime {
-        ThreadTime::now()
-    }
-    fn end(&self, i: ThreadTime) -> Duration {
-        i.elapsed()
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, value: &Duration) -> f64 {
-        value.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &NanosFormatter
-    }
-}
-
-struct NanosFormatter;
-
-impl ValueFormatter for NanosFormatter {
-    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
-        let (div, unit) = match typical {
-            t if t < 1e3 => (1.0, "ns (cpu)"),
-            t if t < 1e6 => (1e3, "µs (cpu)"),
-            t if t < 1e9 => (1e6, "ms (cpu)"),
-            _ => (1e9, "s (cpu)"),
-        };
-        values.iter_mut().for_each(|v| *v /= div);
-        unit
-    }
-    fn scale_throughputs(&self, _: f64, _: &Throughput, _: &mut [f64]) -> &'static str {
-        "ns (cpu)"
-    }
-    fn scale_for_machines(&self, _: &mut [f64]) -> &'static str {
-        "ns"
-    }
 }
 
 criterion_group!(benches, wall);
 criterion_group! {
     name = cpu_benches;
-    config = Criterion::default().with_measurement(ThreadCpu);
+    config = Criterion::default().with_measurement(ThreadCpuTime);
     targets = cpu
 }
 criterion_main!(benches, cpu_benches);

@@ -4,4 +4,7 @@
 //! `benches/load/run.sh`) and the whole-chain criterion bench share: the benchmark chain
 //! and the token pool.
 
+pub mod cpu;
 pub mod load;
+
+pub use cpu::ThreadCpuTime;

@@ -240,26 +240,17 @@ pub async fn chain_layers(
 /// instead of JSON lines on stdout. `cache_capacity` sets the verified-token cache (`0`
 /// disables it: every request verifies its signature).
 pub async fn build_chain(config: &Config, cache_capacity: usize) -> Result<Chain, String> {
-    let (layers, sink) = chain_layers(config).await?;
-    let auth = layers.auth.cache_capacity(cache_capacity);
+    let (mut layers, sink) = chain_layers(config).await?;
+    layers.auth = layers.auth.cache_capacity(cache_capacity);
     let answered = Arc::new(AtomicU64::new(0));
     let counter = answered.clone();
+    let chain = layers.enclose(ProblemLayer::new(), layers.protect(fixed_router()));
     let service = ServiceBuilder::new()
         .map_response(move |r: Response| {
             counter.fetch_add(1, Ordering::Relaxed);
             r
         })
-        .layer(ProblemLayer::new())
-        .map_response(|r: http::Response<_>| r.map(Body::new))
-        .layer(layers.audit)
-        .layer(auth)
-        .layer(layers.service_auth)
-        .map_request(|r: http::Request<svc_hmac::VerifiedBody<Body>>| r.map(Body::new))
-        .layer(layers.rbac)
-        .layer(layers.policy)
-        .layer(layers.budget)
-        .map_response(|r: http::Response<_>| r.map(Body::new))
-        .service(fixed_router());
+        .service(chain);
     Ok(Chain {
         service: BoxCloneSyncService::new(service),
         audit: layers.audit_writer,

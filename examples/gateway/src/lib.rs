@@ -53,8 +53,8 @@ use axum::routing::{any, get};
 use gw_audit::{AuditWriter, ShutdownReport};
 use gw_problem::{Problem, ProblemLayer, ProblemType};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower::service_fn;
 use tower::util::BoxCloneSyncService;
-use tower::{ServiceBuilder, service_fn};
 
 pub use config::Config;
 use config::Environment;
@@ -118,26 +118,18 @@ pub async fn build_with(
         config.upstream.sandbox_url.as_deref(),
         config.upstream.timeout(),
     )?);
-    let layers = stack::build(config, demo).await?;
+    let mut layers = stack::build(config, demo).await?;
 
     let upstream_service = service_fn(move |req: Request| {
         let proxy = proxy.clone();
         async move { Ok::<_, Infallible>(proxy.forward(req).await) }
     });
-    let protected = ServiceBuilder::new()
-        .layer(layers.auth.clone())
-        .layer(layers.service_auth)
-        .map_request(|r: http::Request<svc_hmac::VerifiedBody<Body>>| r.map(Body::new))
-        .layer(layers.rbac)
-        .layer(layers.policy)
-        .layer(layers.budget)
-        .map_response(|r: http::Response<_>| r.map(Body::new))
-        .service(upstream_service);
+    let protected = layers.protect(upstream_service);
 
     let mut openapi = ops::base_openapi();
     let callback_route = "/internal/jobs/{jobId}/status";
     let mut router = Router::new();
-    match layers.callbacks {
+    match layers.callbacks.take() {
         Some(callbacks) => {
             ops::merge_openapi(&mut openapi, &callbacks.openapi());
             router = router.route_service(callback_route, callbacks);
@@ -165,7 +157,7 @@ pub async fn build_with(
     }
 
     let ops = Ops {
-        checks: Arc::from(ready::checks(config, layers.auth)),
+        checks: Arc::from(ready::checks(config, layers.auth.clone())),
         metrics,
         openapi: Arc::new(openapi),
     };
@@ -178,18 +170,14 @@ pub async fn build_with(
         .route("/problems", get(ops::problems))
         .route("/problems/{slug}", get(ops::problem_page))
         .with_state(ops)
-        .fallback_service(BoxCloneSyncService::new(protected));
+        .fallback_service(protected);
 
     let problems = ProblemLayer::new()
         .type_base(config.problem_type_base.clone())
         .development(config.environment == Environment::Development);
-    let service = ServiceBuilder::new()
-        .layer(problems)
-        .map_response(|r: http::Response<_>| r.map(Body::new))
-        .layer(layers.audit)
-        .service(router);
+    let service = layers.enclose(problems, router);
     Ok(Gateway {
-        service: BoxCloneSyncService::new(service),
+        service,
         upstream,
         audit: layers.audit_writer,
         backends: layers.backends,

@@ -15,6 +15,16 @@ use svc_hmac::{
     DirKeyStore, MemoryKeyStore, Mode, RedisKeyStore, RedisNonceCache, ServiceAuthLayer,
 };
 
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::response::Response;
+use gw_problem::ProblemLayer;
+use http::Request;
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceBuilder};
+
+use crate::GatewayService;
 use crate::config::Config;
 use crate::demo::DemoAuth;
 
@@ -40,6 +50,51 @@ pub struct Layers {
     pub jobs: Option<Arc<dyn JobStore>>,
     /// Names of the configured backends, for the startup banner.
     pub backends: Vec<String>,
+}
+
+impl Layers {
+    /// The protected part of the chain around `inner`: Auth, service auth, RBAC, Policy,
+    /// Budget. The one place that fixes their order.
+    pub fn protect<S>(&self, inner: S) -> GatewayService
+    where
+        S: Service<Request<Body>, Response = Response, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(self.auth.clone())
+                .layer(self.service_auth.clone())
+                .map_request(|r: Request<svc_hmac::VerifiedBody<Body>>| r.map(Body::new))
+                .layer(self.rbac.clone())
+                .layer(self.policy.clone())
+                .layer(self.budget.clone())
+                .map_response(|r: http::Response<_>| r.map(Body::new))
+                .service(inner),
+        )
+    }
+
+    /// The outer part of the chain around `inner`: `problems`, then Audit.
+    pub fn enclose<S>(&self, problems: ProblemLayer, inner: S) -> GatewayService
+    where
+        S: Service<Request<Body>, Response = Response, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(problems)
+                .map_response(|r: http::Response<_>| r.map(Body::new))
+                .layer(self.audit.clone())
+                .service(inner),
+        )
+    }
 }
 
 fn flags(config: &Config) -> SharedFlags {
