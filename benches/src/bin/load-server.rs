@@ -5,6 +5,7 @@
 //!             [--tokens 16] [--token-file load-tokens.txt] [--auth-cache 10000]
 //!             [--audit-batch 100] [--audit-spool DIR]
 //! load-server verify-rate [--alg rs256|eddsa] [--seconds 2]
+//! load-server profile [--requests 20000] [--auth-cache 10000]
 //! ```
 //!
 //! It writes a pool of `--tokens` distinct bearer tokens (one per line) to `--token-file`,
@@ -13,6 +14,10 @@
 //! of its own, and on shutdown checks that the audit table holds exactly one row per
 //! answered request, then drops both. `--auth-cache 0` disables the verified-token cache,
 //! so every request verifies its signature.
+//!
+//! `profile` sends `--requests` in-process requests with one token through the chain with
+//! embedded backends on a current-thread runtime, for a profiler:
+//! `valgrind --tool=callgrind target/release/load-server profile --requests 20000`.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -32,6 +37,7 @@ struct Args {
     seconds: f64,
     audit_batch: Option<usize>,
     audit_spool: Option<String>,
+    requests: u64,
 }
 
 fn parse() -> Result<Args, String> {
@@ -45,12 +51,16 @@ fn parse() -> Result<Args, String> {
         seconds: 2.0,
         audit_batch: None,
         audit_spool: None,
+        requests: 20_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
         match a.as_str() {
-            "verify-rate" => args.mode = a.clone(),
+            "verify-rate" | "profile" => args.mode = a.clone(),
+            "--requests" => {
+                args.requests = value()?.parse().map_err(|e| format!("--requests: {e}"))?
+            }
             "--mode" => args.mode = value()?,
             "--listen" => args.listen = value()?,
             "--alg" => args.alg = value()?.parse()?,
@@ -97,6 +107,15 @@ fn main() -> ExitCode {
             }
         };
     }
+    if args.mode == "profile" {
+        return match profile(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("load-server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -108,6 +127,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `profile`: the in-process chain, `args.requests` times, one cached token.
+fn profile(args: &Args) -> Result<(), String> {
+    use tower::ServiceExt as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    let chain = rt.block_on(build_chain(&chain_config(args.alg), args.auth_cache))?;
+    let token = gw_benches::load::token_pool(args.alg, 1, gw_benches::load::now(), 3_600)?;
+    let bearer = format!("Bearer {}", token[0]);
+    let started = std::time::Instant::now();
+    for _ in 0..args.requests {
+        let req = http::Request::get(gw_benches::load::ROUTE)
+            .header("authorization", &bearer)
+            .body(axum::body::Body::empty())
+            .map_err(|e| e.to_string())?;
+        let Ok(res) = rt.block_on(chain.service.clone().oneshot(req));
+        if res.status() != 200 {
+            return Err(format!("status {}", res.status()));
+        }
+    }
+    let took = started.elapsed();
+    rt.block_on(chain.audit.shutdown(Duration::from_secs(5)));
+    println!(
+        "profile: {} requests in {:.3}s ({:.2} µs each)",
+        args.requests,
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1e6 / args.requests as f64
+    );
+    Ok(())
 }
 
 /// Installs the SIGTERM and SIGINT handlers now; the future completes on either.
