@@ -1,6 +1,9 @@
 //! callback-fsm hot paths: the secret gate, body parsing and fingerprinting, the layer's
 //! pass-through overhead, and whole callbacks against the in-memory store.
 
+// The benchmark allocator (mimalloc), as in every benchmark binary.
+use gw_benches as _;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 

@@ -1,6 +1,9 @@
 //! gw-core and gw-problem hot paths: path normalization, route matching, and the
 //! ProblemLayer's per-request overhead against a bare service.
 
+// The benchmark allocator (mimalloc), as in every benchmark binary.
+use gw_benches as _;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 

@@ -1,6 +1,9 @@
 //! gw-audit: the AuditLayer's own per-request cost, and sustained binary COPY throughput
 //! of the PostgreSQL sink against the local PostgreSQL (`DATABASE_URL`).
 
+// The benchmark allocator (mimalloc), as in every benchmark binary.
+use gw_benches as _;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;

@@ -1,6 +1,9 @@
 //! gw-auth: a cache miss (full RS256 verification) and a cache hit, beside raw
 //! `jsonwebtoken::decode` of the same token and the `jwt-authorizer` layer.
 
+// The benchmark allocator (mimalloc), as in every benchmark binary.
+use gw_benches as _;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::{SystemTime, UNIX_EPOCH};

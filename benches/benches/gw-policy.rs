@@ -5,6 +5,9 @@
 //! benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), which stays meaningful when
 //! the machine is shared and the thread gets descheduled.
 
+// The benchmark allocator (mimalloc), as in every benchmark binary.
+use gw_benches as _;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;

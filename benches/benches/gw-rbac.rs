@@ -1,6 +1,9 @@
 //! gw-rbac: per-decision cost of each engine, the decision cache, the route mapper, and
 //! the layer's per-request overhead against a bare service.
 
+// The benchmark allocator (mimalloc), as in every benchmark binary.
+use gw_benches as _;
+
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;

@@ -210,9 +210,9 @@ impl Raw {
             query_params: config.redactor.query(uri.query()),
             request_headers: HeaderFields(request_headers),
             request_body,
-            user_id: principal.map(|p| p.user_id.clone()),
-            customer_id: principal.map(|p| p.customer_id.clone()),
-            email: principal.map(|p| p.email.clone()),
+            user_id: principal.map(|p| p.user_id.to_string()),
+            customer_id: principal.map(|p| p.customer_id.to_string()),
+            email: principal.map(|p| p.email.to_string()),
             roles: principal.map(|p| p.roles.to_vec()).unwrap_or_default(),
             trial_mode: principal.is_some_and(Principal::is_trial),
             policies_evaluated: log

@@ -85,12 +85,12 @@ impl Claims {
     /// The caller as the other gw layers see it.
     pub fn principal(&self) -> Principal {
         Principal {
-            sub: self.sub.clone(),
-            user_id: self.user_id.clone(),
-            email: self.email.clone(),
-            customer_id: self.customer_id.clone(),
+            sub: self.sub.as_str().into(),
+            user_id: self.user_id.as_str().into(),
+            email: self.email.as_str().into(),
+            customer_id: self.customer_id.as_str().into(),
             roles: self.roles.clone(),
-            governor_agent_id: self.governor_agent_id.clone(),
+            governor_agent_id: self.governor_agent_id.as_deref().map(Arc::from),
             trial: self.trial_mode.then_some(TrialInfo {
                 expires_at: self.trial_expires_at,
             }),

@@ -37,7 +37,7 @@ fn app() -> Router {
         .layer(auth.public_routes(["/maybe"]).unwrap())
         .route(
             "/outside",
-            route_get(|p: AuthPrincipal| async move { p.user_id.clone() }),
+            route_get(|p: AuthPrincipal| async move { p.user_id.to_string() }),
         )
 }
 

@@ -164,7 +164,7 @@ fn plan<ReqB, B: From<Bytes>>(
             return Plan::Reject(bad_id(req, "invalid-customer-id", started));
         }
         customer = Some(charge(
-            ScopeKey::customer(p.customer_id.as_str(), period(c.period)),
+            ScopeKey::customer(&*p.customer_id, period(c.period)),
             c.limit,
         ));
     }

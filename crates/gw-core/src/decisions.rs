@@ -294,7 +294,7 @@ mod tests {
             ..p.clone()
         };
         Decisions::record_principal(&ext, &other);
-        assert_eq!(outer.take().principal.unwrap().user_id, "v");
+        assert_eq!(&*outer.take().principal.unwrap().user_id, "v");
     }
 
     #[test]

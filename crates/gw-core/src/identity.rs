@@ -10,20 +10,23 @@ pub const ADMIN_ROLE: &str = "admin";
 
 /// The authenticated caller, inserted into the request extensions by an authentication
 /// layer (such as gw-auth) and read by every layer after it.
+///
+/// Every field is shared (`Arc`), so the clones layers make of it (into the request, into
+/// the decision log) copy no strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Principal {
     /// Token subject (`sub`).
-    pub sub: String,
+    pub sub: Arc<str>,
     /// Application user id (`user_id`).
-    pub user_id: String,
+    pub user_id: Arc<str>,
     /// E-mail address (`email`).
-    pub email: String,
+    pub email: Arc<str>,
     /// Tenant the user belongs to (`customer_id`).
-    pub customer_id: String,
+    pub customer_id: Arc<str>,
     /// Role names, as granted by the issuer.
     pub roles: Arc<[String]>,
     /// Governor agent acting for this user, if any (`governor_agent_id`).
-    pub governor_agent_id: Option<String>,
+    pub governor_agent_id: Option<Arc<str>>,
     /// Present when the user is on a trial plan.
     pub trial: Option<TrialInfo>,
 }

@@ -87,15 +87,36 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
     if bytes.first() != Some(&b'/') {
         return Err(PathError::NotAbsolute);
     }
+    // One pass over the raw bytes: refused characters end it at once; the first bad
+    // segment is remembered and reported after any encoding error, as decoding comes
+    // first. Segments can be checked on the raw bytes because decoding never yields a
+    // `/` or a `.` (both are refused encoded).
     let mut has_percent = false;
-    for &b in bytes {
-        match b {
-            b'%' => has_percent = true,
-            b';' => return Err(PathError::MatrixParam),
-            b'\\' => return Err(PathError::Backslash),
-            0..=0x20 | 0x7f => return Err(PathError::ControlChar),
-            _ => {}
+    let mut segment_error = None;
+    let mut start = 1;
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        match CLASS[usize::from(b)] {
+            ORDINARY => {}
+            SLASH => {
+                if segment_error.is_none() {
+                    segment_error = segment_fault(&bytes[start..i]);
+                }
+                start = i + 1;
+            }
+            PERCENT => has_percent = true,
+            _ => {
+                return Err(match b {
+                    b';' => PathError::MatrixParam,
+                    b'\\' => PathError::Backslash,
+                    _ => PathError::ControlChar,
+                });
+            }
         }
+    }
+    // The last segment may be empty: one trailing `/` is dropped below.
+    let last = &bytes[start..];
+    if segment_error.is_none() && (last == b"." || last == b"..") {
+        segment_error = Some(PathError::DotSegment);
     }
 
     let decoded: Cow<'_, str> = if has_percent {
@@ -103,8 +124,9 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
     } else {
         Cow::Borrowed(raw)
     };
-
-    check_segments(&decoded)?;
+    if let Some(e) = segment_error {
+        return Err(e);
+    }
 
     if decoded.len() > 1 && decoded.ends_with('/') {
         Ok(match decoded {
@@ -116,6 +138,36 @@ pub fn normalize_path(raw: &str) -> Result<Cow<'_, str>, PathError> {
         })
     } else {
         Ok(decoded)
+    }
+}
+
+const ORDINARY: u8 = 0;
+const SLASH: u8 = 1;
+const PERCENT: u8 = 2;
+const REFUSED: u8 = 3;
+
+/// The class of each byte of a raw path: one table lookup per byte on the hot path.
+static CLASS: [u8; 256] = {
+    let mut t = [ORDINARY; 256];
+    let mut b = 0;
+    while b <= 0x20 {
+        t[b] = REFUSED;
+        b += 1;
+    }
+    t[0x7f] = REFUSED;
+    t[b';' as usize] = REFUSED;
+    t[b'\\' as usize] = REFUSED;
+    t[b'/' as usize] = SLASH;
+    t[b'%' as usize] = PERCENT;
+    t
+};
+
+/// What is wrong with a segment that is followed by a `/`, if anything.
+fn segment_fault(seg: &[u8]) -> Option<PathError> {
+    match seg {
+        b"" => Some(PathError::EmptySegment),
+        b"." | b".." => Some(PathError::DotSegment),
+        _ => None,
     }
 }
 
@@ -157,23 +209,6 @@ fn hex(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
-}
-
-/// Refuses `.`/`..` segments and empty segments other than a single trailing one.
-fn check_segments(path: &str) -> Result<(), PathError> {
-    if path == "/" {
-        return Ok(());
-    }
-    let mut segments = path[1..].split('/').peekable();
-    while let Some(seg) = segments.next() {
-        let last = segments.peek().is_none();
-        match seg {
-            "" if !last => return Err(PathError::EmptySegment),
-            "." | ".." => return Err(PathError::DotSegment),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

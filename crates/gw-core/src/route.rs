@@ -49,7 +49,7 @@ struct Route<T> {
     methods: Option<Box<[Method]>>,
     segments: Box<[Segment]>,
     subtree: bool,
-    literals: usize,
+    rank: Rank,
     value: T,
 }
 
@@ -99,64 +99,80 @@ impl<T> Route<T> {
             .iter()
             .filter(|s| matches!(s, Segment::Literal(_)))
             .count();
+        let rank = (segments.len(), literals, !subtree, methods.is_some());
         Ok(Self {
             spec: trimmed.into(),
             methods,
             segments: segments.into(),
             subtree,
-            literals,
+            rank,
             value,
         })
     }
 
-    /// Whether `path` (normalized) matches, without capturing anything.
-    fn is_match(&self, method: &Method, path: &str) -> bool {
+    /// Whether the path, split into its segments, matches.
+    fn is_match(&self, method: &Method, path: &[&str]) -> bool {
+        let n = self.segments.len();
+        if path.len() < n || (!self.subtree && path.len() != n) {
+            return false;
+        }
         if let Some(methods) = &self.methods
             && !methods.contains(method)
         {
             return false;
         }
-        let Some(rest) = path.strip_prefix('/') else {
-            return false;
-        };
-        let mut path_segs = rest.split('/').filter(|s| !s.is_empty());
-        for seg in self.segments.iter() {
-            match (seg, path_segs.next()) {
-                (_, None) => return false,
-                (Segment::Literal(lit), Some(got)) if **lit != *got => return false,
-                _ => {}
-            }
-        }
-        self.subtree || path_segs.next().is_none()
+        self.segments.iter().zip(path).all(|(seg, got)| match seg {
+            Segment::Literal(lit) => **lit == **got,
+            Segment::Param(_) => true,
+        })
     }
 
-    /// Matches `path` (normalized) and returns the rank and captured parameters.
-    fn matches<'r, 'p>(&'r self, method: &Method, path: &'p str) -> Option<(Rank, Params<'r, 'p>)> {
-        if let Some(methods) = &self.methods
-            && !methods.contains(method)
-        {
-            return None;
+    /// The `{param}` values of a path this route matches.
+    fn params<'r, 'p>(&'r self, path: &[&'p str]) -> Params<'r, 'p> {
+        self.segments
+            .iter()
+            .zip(path)
+            .filter_map(|(seg, got)| match seg {
+                Segment::Param(name) => Some((&**name, *got)),
+                Segment::Literal(_) => None,
+            })
+            .collect()
+    }
+}
+
+/// Calls `f` with the non-empty segments of the normalized `path`, split once (on the
+/// stack for up to 16 segments).
+fn with_segments<'p, R>(path: &'p str, f: impl FnOnce(&[&'p str]) -> R) -> R {
+    const INLINE: usize = 16;
+    let mut inline = [""; INLINE];
+    let mut spilled: Vec<&'p str> = Vec::new();
+    let mut n = 0;
+    let mut push = |seg: &'p str| {
+        if seg.is_empty() {
+            return;
         }
-        let mut params = Vec::new();
-        let mut path_segs = path.strip_prefix('/')?.split('/').filter(|s| !s.is_empty());
-        for seg in self.segments.iter() {
-            let got = path_segs.next()?;
-            match seg {
-                Segment::Literal(lit) if **lit == *got => {}
-                Segment::Literal(_) => return None,
-                Segment::Param(name) => params.push((&**name, got)),
+        if n < INLINE {
+            inline[n] = seg;
+        } else {
+            if spilled.is_empty() {
+                spilled.extend_from_slice(&inline);
             }
+            spilled.push(seg);
         }
-        if !self.subtree && path_segs.next().is_some() {
-            return None;
+        n += 1;
+    };
+    let mut start = 0;
+    for (i, b) in path.bytes().enumerate() {
+        if b == b'/' {
+            push(&path[start..i]);
+            start = i + 1;
         }
-        let rank = (
-            self.segments.len(),
-            self.literals,
-            !self.subtree,
-            self.methods.is_some(),
-        );
-        Some((rank, params))
+    }
+    push(&path[start..]);
+    if n <= INLINE {
+        f(&inline[..n])
+    } else {
+        f(&spilled)
     }
 }
 
@@ -201,12 +217,19 @@ impl<'p, T> RouteMatch<'_, 'p, T> {
 /// A set of routes, each with a value (`()` for plain path lists).
 #[derive(Debug, Clone)]
 pub struct RouteSet<T = ()> {
+    /// In insertion order.
     routes: Vec<Route<T>>,
+    /// Indices into `routes`, most specific first (ties in insertion order), so the
+    /// first match is the best one.
+    by_rank: Vec<usize>,
 }
 
 impl<T> Default for RouteSet<T> {
     fn default() -> Self {
-        Self { routes: Vec::new() }
+        Self {
+            routes: Vec::new(),
+            by_rank: Vec::new(),
+        }
     }
 }
 
@@ -218,7 +241,12 @@ impl<T> RouteSet<T> {
 
     /// Adds a route (see the [module docs](self) for the syntax).
     pub fn insert(&mut self, route: &str, value: T) -> Result<&mut Self, PatternError> {
-        self.routes.push(Route::parse(route, value)?);
+        let route = Route::parse(route, value)?;
+        let at = self
+            .by_rank
+            .partition_point(|&i| self.routes[i].rank >= route.rank);
+        self.by_rank.insert(at, self.routes.len());
+        self.routes.push(route);
         Ok(self)
     }
 
@@ -230,24 +258,30 @@ impl<T> RouteSet<T> {
 
     /// The most specific route matching `method` and the normalized `path`.
     pub fn find<'r, 'p>(&'r self, method: &Method, path: &'p str) -> Option<RouteMatch<'r, 'p, T>> {
-        let mut best: Option<(Rank, &'r Route<T>, Params<'r, 'p>)> = None;
-        for route in &self.routes {
-            if let Some((rank, params)) = route.matches(method, path)
-                && best.as_ref().is_none_or(|(r, _, _)| rank > *r)
-            {
-                best = Some((rank, route, params));
-            }
+        if self.routes.is_empty() || !path.starts_with('/') {
+            return None;
         }
-        best.map(|(_, route, params)| RouteMatch {
-            route: &route.spec,
-            value: &route.value,
-            params,
+        with_segments(path, |segments| {
+            let route = self
+                .by_rank
+                .iter()
+                .map(|&i| &self.routes[i])
+                .find(|r| r.is_match(method, segments))?;
+            Some(RouteMatch {
+                route: &route.spec,
+                value: &route.value,
+                params: route.params(segments),
+            })
         })
     }
 
     /// Whether any route matches `method` and the normalized `path`.
     pub fn matches(&self, method: &Method, path: &str) -> bool {
-        self.routes.iter().any(|r| r.is_match(method, path))
+        !self.routes.is_empty()
+            && path.starts_with('/')
+            && with_segments(path, |segments| {
+                self.routes.iter().any(|r| r.is_match(method, segments))
+            })
     }
 
     /// Number of routes.
@@ -312,9 +346,35 @@ mod tests {
         assert_eq!(find(&Method::DELETE, "/api/v1/agents/7"), Some("delete"));
         assert_eq!(find(&get, "/api/v1/agents/7/runs"), Some("prefix"));
         assert_eq!(find(&get, "/api/v2"), None);
+        assert_eq!(find(&get, "api/v1/agents/7"), None, "not a normalized path");
 
         let m = set.find(&Method::DELETE, "/api/v1/agents/7").unwrap();
         assert_eq!(m.param("id"), Some("7"));
         assert_eq!(m.route, "DELETE /api/v1/agents/{id}");
+    }
+
+    #[test]
+    fn ties_go_to_the_first_inserted_and_long_paths_match() {
+        let set = RouteSet::new()
+            .route("/a/{x}", 1)
+            .unwrap()
+            .route("/a/{y}", 2)
+            .unwrap()
+            .route("/*", 0)
+            .unwrap();
+        let m = set.find(&Method::GET, "/a/b").unwrap();
+        assert_eq!((*m.value, m.param("x")), (1, Some("b")));
+
+        let deep: String = (0..40).map(|i| format!("/s{i}")).collect();
+        let set = RouteSet::new()
+            .route(
+                &format!("{}/{{last}}", &deep[..deep.rfind('/').unwrap()]),
+                1,
+            )
+            .unwrap();
+        let m = set.find(&Method::GET, &deep).unwrap();
+        assert_eq!(m.param("last"), Some("s39"));
+        assert!(set.matches(&Method::GET, &deep));
+        assert!(!set.matches(&Method::GET, &format!("{deep}/more")));
     }
 }

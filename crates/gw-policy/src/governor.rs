@@ -232,7 +232,7 @@ pub(crate) async fn evaluate(
     };
     let action = found.value;
     let principal = parts.extensions.get::<Principal>();
-    let user_id = principal.map_or("", |p| p.user_id.as_str());
+    let user_id = principal.map_or("", |p| &*p.user_id);
     let binding = ApprovalBinding {
         action,
         resource: path,

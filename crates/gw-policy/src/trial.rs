@@ -301,9 +301,9 @@ pub(crate) async fn evaluate(
     // Counted per user; a principal without a user id is counted by its subject.
     let user_id = principal.map_or("", |p| {
         if p.user_id.is_empty() {
-            p.sub.as_str()
+            &*p.sub
         } else {
-            p.user_id.as_str()
+            &*p.user_id
         }
     });
     let window = DayWindow::at(now, cfg.utc_offset_secs);

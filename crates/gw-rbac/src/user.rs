@@ -101,9 +101,9 @@ impl Eq for Permissions {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserInfo {
     /// Application user id (from the `Principal`).
-    pub user_id: String,
+    pub user_id: Arc<str>,
     /// E-mail address (from the `Principal`).
-    pub email: String,
+    pub email: Arc<str>,
     /// Role names, as granted.
     pub roles: Arc<[String]>,
     /// Level of the caller's highest known role (1 = highest); `None` only when a remote

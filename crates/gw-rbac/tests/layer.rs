@@ -79,7 +79,7 @@ async fn allowed_request_carries_user_info_and_headers() {
                 .get::<UserInfo>()
                 .expect("user info")
                 .clone();
-            assert_eq!(user.user_id, "user-1");
+            assert_eq!(&*user.user_id, "user-1");
             assert_eq!(user.role_level, Some(3));
             assert!(!user.is_admin);
             assert!(

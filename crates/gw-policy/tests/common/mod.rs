@@ -27,7 +27,7 @@ pub fn principal(user: &str, trial: Option<TrialInfo>) -> Principal {
     Principal {
         sub: user.into(),
         user_id: user.into(),
-        email: format!("{user}@example.com"),
+        email: format!("{user}@example.com").into(),
         customer_id: "c1".into(),
         roles: Arc::from([]),
         governor_agent_id: Some("gov-1".into()),
