@@ -120,13 +120,22 @@ impl DecisionLog {
 }
 
 /// A shared, request-scoped [`DecisionLog`]; clone it freely, all clones see one log.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Decisions(Arc<Mutex<DecisionLog>>);
 
+impl Default for Decisions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Decisions {
-    /// An empty log.
+    /// An empty log, with room for the decisions of a typical chain (no regrowth).
     pub fn new() -> Self {
-        Self::default()
+        Self(Arc::new(Mutex::new(DecisionLog {
+            decisions: Vec::with_capacity(8),
+            ..DecisionLog::default()
+        })))
     }
 
     /// Appends `decision` to the log in `extensions`, if a log was installed there.

@@ -71,6 +71,10 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for StaticFlags {
 
 impl FeatureFlags for StaticFlags {
     fn value(&self, name: &str) -> Option<&str> {
+        if self.0.is_empty() {
+            // The common case on the request path: nothing set, nothing to hash.
+            return None;
+        }
         self.0.get(name).map(String::as_str)
     }
 }

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use gw_core::{CAUSATION_ID_HEADER, CORRELATION_ID_HEADER, CausationId, CorrelationId};
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -149,16 +149,18 @@ where
         // replaced, so the upstream sees the same single id we log.
         let mut sent = req.headers().get_all(CORRELATION_ID_HEADER).iter();
         let inbound = match (sent.next(), sent.next()) {
-            (Some(value), None) => CorrelationId::from_header(value),
+            (Some(value), None) => CorrelationId::from_header(value).map(|id| (id, value.clone())),
             _ => None,
         };
-        let id = match inbound {
-            Some(id) => id,
+        // One header value, for the request and the echo on the response.
+        let (id, header) = match inbound {
+            Some(found) => found,
             None => {
                 let id = CorrelationId::generate();
+                let header = id.to_header_value();
                 req.headers_mut()
-                    .insert(CORRELATION_ID_HEADER, id.to_header_value());
-                id
+                    .insert(CORRELATION_ID_HEADER, header.clone());
+                (id, header)
             }
         };
         if let Some(cause) = req
@@ -189,6 +191,7 @@ where
             ctx: Finish {
                 ctx,
                 uri,
+                header: Some(header),
                 config: self.config.clone(),
             },
         }
@@ -216,6 +219,8 @@ pin_project! {
 struct Finish {
     ctx: ProblemContext,
     uri: http::Uri,
+    /// The `X-Correlation-ID` value to echo (taken by the one successful finish).
+    header: Option<HeaderValue>,
     config: Arc<Config>,
 }
 
@@ -280,7 +285,7 @@ impl Finish {
         problem.into_response()
     }
 
-    fn finish<B: From<Bytes> + http_body::Body>(&self, mut res: Response<B>) -> Response<B> {
+    fn finish<B: From<Bytes> + http_body::Body>(&mut self, mut res: Response<B>) -> Response<B> {
         let status = res.status();
         if status.is_client_error() || status.is_server_error() {
             if let Some(problem) = res.extensions().get::<Problem>() {
@@ -295,10 +300,11 @@ impl Finish {
                 return replace_body(res, problem);
             }
         }
-        res.headers_mut().insert(
-            CORRELATION_ID_HEADER,
-            self.ctx.correlation_id.to_header_value(),
-        );
+        let header = self
+            .header
+            .take()
+            .unwrap_or_else(|| self.ctx.correlation_id.to_header_value());
+        res.headers_mut().insert(CORRELATION_ID_HEADER, header);
         res
     }
 

@@ -21,7 +21,10 @@ impl RbacHeaders {
     pub(crate) fn for_user(user: &UserInfo) -> Self {
         Self {
             user_id: HeaderValue::from_str(&user.user_id).ok(),
-            roles: HeaderValue::from_str(&user.roles.join(",")).ok(),
+            roles: match &*user.roles {
+                [one] => HeaderValue::from_str(one).ok(),
+                many => HeaderValue::from_str(&many.join(",")).ok(),
+            },
             level: user.role_level.map(level_header),
         }
     }
