@@ -131,11 +131,8 @@ where
         };
         match job_id {
             Some(job_id) => ResponseFuture::callback(handler::handle(&self.shared, req, job_id)),
-            None => {
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::inner(inner.call(req))
-            }
+            // Called now, while the service is the one `poll_ready` readied: no clone.
+            None => ResponseFuture::inner(self.inner.call(req)),
         }
     }
 }

@@ -45,7 +45,7 @@
 //!     .layer(AuthLayer::from_pem(&public_pem).unwrap().issuer("https://id.example.com"))
 //!     .service_fn(|req: Request<Full<Bytes>>| async move {
 //!         // Authenticated requests carry the caller; public paths do not.
-//!         let user = req.extensions().get::<Principal>().map(|p| p.user_id.clone());
+//!         let user = req.extensions().get::<Principal>().map(|p| p.user_id.to_string());
 //!         Ok::<_, Infallible>(Response::new(Full::<Bytes>::from(user.unwrap_or_default())))
 //!     });
 //!

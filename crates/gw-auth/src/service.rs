@@ -243,8 +243,6 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         // Timed only when someone (an audit layer) keeps a decision log.
         let started = req
             .extensions()
@@ -261,14 +259,20 @@ where
             };
             record(&req, outcome, reason, started);
         }
+        // Called now, the inner service needs no clone; only a key refetch calls it later,
+        // taking the readied service and leaving a clone in its place.
         match step {
-            Step::Bypass => ResponseFuture::inner(inner.call(req)),
+            Step::Bypass => ResponseFuture::inner(self.inner.call(req)),
             Step::Pass(v) => {
                 authenticate(&mut req, &v);
-                ResponseFuture::inner(inner.call(req))
+                ResponseFuture::inner(self.inner.call(req))
             }
             Step::Reject(r) => ResponseFuture::reject(r.respond(&req)),
-            Step::Refetch(wait) => ResponseFuture::refetch(wait, inner, req, self.shared.clone()),
+            Step::Refetch(wait) => {
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::refetch(wait, inner, req, self.shared.clone())
+            }
         }
     }
 }

@@ -78,8 +78,9 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // The inner service is called now on every path but the asynchronous reservation,
+        // which takes the readied service and leaves a clone in its place.
+        let inner = &mut self.inner;
         let started = Stopwatch::start(req.extensions());
         match plan(&self.cfg, &req, started) {
             Plan::Skip(reason) => {
@@ -100,6 +101,8 @@ where
                     self.cfg.store.clone(),
                     pending.release_request(),
                 );
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
                 ResponseFuture::reserving(fut, inner, req, pending)
             }
         }

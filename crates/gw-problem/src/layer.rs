@@ -178,8 +178,8 @@ where
         req.extensions_mut().insert(ctx.clone());
         let uri = req.uri().clone();
 
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Called now, while the service is the one `poll_ready` readied: no clone.
+        let inner = &mut self.inner;
         let state = match catch_unwind(AssertUnwindSafe(|| inner.call(req))) {
             Ok(future) => State::Running { future },
             Err(panic) => State::Failed {

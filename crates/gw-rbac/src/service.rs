@@ -288,8 +288,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Only the pending path calls the inner service later: it takes the readied
+        // service and leaves a clone in its place.
+        let inner = &mut self.inner;
         match decide(&self.config, &self.shared, &req) {
             Step::Pass => ResponseFuture::inner(inner.call(req), None),
             Step::Respond(res) => ResponseFuture::ready(Ok(res)),
@@ -299,6 +300,8 @@ where
                 ResponseFuture::inner(inner.call(req), Some(headers))
             }
             Step::Pending(auth, ctx) => {
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
                 let config = self.config.clone();
                 let shared = self.shared.clone();
                 ResponseFuture::pending(async move {
