@@ -281,6 +281,8 @@ static PERCENTS: LazyLock<Box<[HeaderValue]>> = LazyLock::new(|| {
 });
 
 pub(crate) fn add_headers(h: &mut HeaderMap, charges: &[Charge], spent: &[u64], t: &Thresholds) {
+    // At most one growth of the map for this layer's headers.
+    h.reserve(charges.len() + 1);
     let mut level = AlertLevel::None;
     for (c, s) in charges.iter().zip(spent) {
         level = level.max(t.level(utilization_bp(*s, c.limit)));

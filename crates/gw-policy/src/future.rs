@@ -95,8 +95,10 @@ where
                 }
                 StateProj::Calling { fut, headers } => {
                     let mut res = ready!(fut.poll(cx))?;
+                    let h = res.headers_mut();
+                    h.reserve(headers.len());
                     for (name, value) in headers.drain(..) {
-                        res.headers_mut().insert(name, value);
+                        h.insert(name, value);
                     }
                     return Poll::Ready(Ok(res));
                 }

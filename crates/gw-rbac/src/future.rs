@@ -31,6 +31,8 @@ impl RbacHeaders {
 
     pub(crate) fn apply<B>(self, res: &mut Response<B>) {
         let h = res.headers_mut();
+        // At most one growth of the map for the three headers.
+        h.reserve(3);
         for (name, value) in [
             (USER_ID_HEADER, self.user_id),
             (ROLES_HEADER, self.roles),
