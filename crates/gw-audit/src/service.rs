@@ -72,8 +72,6 @@ where
             self.config.clone(),
         );
 
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
         let cap = self.config.body_cap;
         if self.config.capture_body && is_json(req.headers()) {
             let fits = req
@@ -82,14 +80,17 @@ where
                 .upper()
                 .is_some_and(|n| n <= cap as u64);
             if fits {
+                // The body is read first: take the readied service, leave a clone.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
                 let (parts, body) = req.into_parts();
                 return ResponseFuture::collecting(parts, body, inner, pending, cap);
             }
             pending.body_omitted();
         }
-        let mut inner = inner;
+        // Called now, while the service is the one `poll_ready` readied: no clone.
         let mut pending = Some(pending);
-        let future = start(&mut inner, req, &mut pending);
+        let future = start(&mut self.inner, req, &mut pending);
         ResponseFuture::running(future, pending)
     }
 }
