@@ -37,15 +37,14 @@ pub mod demo;
 pub mod ops;
 pub mod proxy;
 pub mod ready;
+mod server;
 pub mod stack;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::ServiceExt as _;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
@@ -60,6 +59,7 @@ pub use config::Config;
 use config::Environment;
 use ops::Ops;
 use proxy::Proxy;
+pub use server::serve;
 
 /// The composed gateway service.
 pub type GatewayService = BoxCloneSyncService<Request<Body>, Response, Infallible>;
@@ -183,16 +183,4 @@ pub async fn build_with(
         backends: layers.backends,
         jobs: layers.jobs,
     })
-}
-
-/// Serves `service` on `listener` until `shutdown` completes, then waits for in-flight
-/// requests to finish.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    service: GatewayService,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, service.into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await
 }
