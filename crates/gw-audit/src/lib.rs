@@ -68,7 +68,7 @@ mod writer;
 pub use body::AuditBody;
 pub use future::ResponseFuture;
 pub use layer::{AuditLayer, DEFAULT_BODY_CAP};
-pub use record::{AuditRecord, HeaderFields};
+pub use record::{AuditDecision, AuditRecord, HeaderFields};
 pub use redact::{DEFAULT_REDACTED_FIELDS, DEFAULT_REDACTED_HEADERS, REDACTED};
 pub use service::Audit;
 pub use sink::{AuditSink, JsonLinesSink, MemorySink};

@@ -8,7 +8,7 @@ use gw_core::BackendError;
 use tokio::task::JoinHandle;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{Json, ToSql, Type};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 
 use super::{AuditSink, BoxFuture};
 use crate::record::AuditRecord;
@@ -112,10 +112,13 @@ pub async fn migrate(client: &Client, schema: &str) -> Result<(), BackendError> 
     Ok(())
 }
 
+/// One connection, with the batch's statements prepared once for its life.
 struct Conn {
     client: Client,
     task: JoinHandle<()>,
     generation: u64,
+    copy: Statement,
+    insert: Statement,
 }
 
 impl Drop for Conn {
@@ -131,14 +134,22 @@ impl Drop for Conn {
 /// NOTHING`, so a retried or replayed batch never duplicates a row (the primary key
 /// `(id, timestamp)` is the only unique constraint; the conflict target is left out so
 /// the statement needs only `INSERT` under row-level security, as a named target would
-/// also apply the `SELECT` policies to the new rows). Month partitions
-/// are created on demand. The connection is opened lazily and reopened after any error.
+/// also apply the `SELECT` policies to the new rows). The commit is synchronous (the
+/// server's `synchronous_commit`): a batch the sink reported written is durable. Month
+/// partitions are created on demand.
+///
+/// Concurrent writes (the writer's [`concurrency`](crate::WriterConfig::concurrency))
+/// each use their own connection: connections are opened lazily, one per write in
+/// flight, kept idle between batches with their statements prepared, and closed after
+/// any error.
 pub struct PostgresSink {
     /// The target, and a generation bumped by every `set_config`.
     config: Mutex<(tokio_postgres::Config, u64)>,
     schema: String,
-    conn: tokio::sync::Mutex<Option<Conn>>,
+    /// Idle connections.
+    idle: Mutex<Vec<Conn>>,
     months: Mutex<HashSet<i64>>,
+    insert_sql: String,
 }
 
 impl std::fmt::Debug for PostgresSink {
@@ -162,8 +173,12 @@ impl PostgresSink {
         Ok(Self {
             config: Mutex::new((config, 0)),
             schema: schema.to_owned(),
-            conn: tokio::sync::Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
             months: Mutex::new(HashSet::new()),
+            insert_sql: format!(
+                "INSERT INTO {schema}.gateway_audit_logs ({COLUMNS}) SELECT {COLUMNS} \
+                 FROM pg_temp.gw_audit_staging ON CONFLICT DO NOTHING"
+            ),
         })
     }
 
@@ -200,13 +215,23 @@ impl PostgresSink {
                 tracing::warn!("audit postgres connection closed: {e}");
             }
         });
-        let conn = Conn {
+        // Aborts the connection task if anything below fails.
+        let guard = AbortOnDrop(Some(task));
+        client.batch_execute(STAGING_DDL).await.map_err(err)?;
+        let copy = client
+            .prepare(&format!(
+                "COPY pg_temp.gw_audit_staging ({COLUMNS}) FROM STDIN (FORMAT binary)"
+            ))
+            .await
+            .map_err(err)?;
+        let insert = client.prepare(&self.insert_sql).await.map_err(err)?;
+        Ok(Conn {
             client,
-            task,
+            task: guard.take(),
             generation,
-        };
-        conn.client.batch_execute(STAGING_DDL).await.map_err(err)?;
-        Ok(conn)
+            copy,
+            insert,
+        })
     }
 
     async fn ensure_partitions(
@@ -235,38 +260,36 @@ impl PostgresSink {
         Ok(())
     }
 
-    async fn write_batch(
-        &self,
-        client: &mut Client,
-        batch: &[AuditRecord],
-    ) -> Result<(), BackendError> {
+    async fn write_batch(&self, conn: &Conn, batch: &[AuditRecord]) -> Result<(), BackendError> {
+        let client = &conn.client;
         self.ensure_partitions(client, batch).await?;
-        let tx = client.transaction().await.map_err(err)?;
-        tx.batch_execute("SET LOCAL gw_audit.role = 'system'")
+        // Any error below drops the connection, which rolls the transaction back.
+        client
+            .batch_execute("BEGIN; SET LOCAL gw_audit.role = 'system'")
             .await
             .map_err(err)?;
-        let copy = tx
-            .copy_in(&format!(
-                "COPY pg_temp.gw_audit_staging ({COLUMNS}) FROM STDIN (FORMAT binary)"
-            ))
-            .await
-            .map_err(err)?;
+        let copy = client.copy_in(&conn.copy).await.map_err(err)?;
         let writer = BinaryCopyInWriter::new(copy, &TYPES);
         let mut writer = std::pin::pin!(writer);
         for r in batch {
             let query = Json(&r.query_params);
             let req_headers = Json(&r.request_headers);
             let body = r.request_body.as_ref().map(Json);
+            let roles: &[String] = &r.roles;
             let decisions = Json(&r.decisions);
             let res_headers = Json(&r.response_headers);
+            let gateway_type = r.gateway_type.as_deref();
+            let http_method: &str = &r.http_method;
+            let error_type = r.error_type.as_deref();
+            let error_message = r.error_message.as_deref();
             let row: [&(dyn ToSql + Sync); 29] = [
                 &r.id,
                 &r.correlation_id,
                 &r.causation_id,
                 &r.timestamp,
-                &r.gateway_type,
+                &gateway_type,
                 &r.request_id,
-                &r.http_method,
+                &http_method,
                 &r.endpoint,
                 &query,
                 &req_headers,
@@ -274,15 +297,15 @@ impl PostgresSink {
                 &r.user_id,
                 &r.customer_id,
                 &r.email,
-                &r.roles,
+                &roles,
                 &r.trial_mode,
                 &r.policies_evaluated,
                 &decisions,
                 &r.policy_latency_us,
                 &r.status_code,
                 &res_headers,
-                &r.error_type,
-                &r.error_message,
+                &error_type,
+                &error_message,
                 &r.total_latency_us,
                 &r.upstream_latency_us,
                 &r.action,
@@ -293,39 +316,53 @@ impl PostgresSink {
             writer.as_mut().write(&row).await.map_err(err)?;
         }
         writer.finish().await.map_err(err)?;
-        tx.execute(
-            &format!(
-                "INSERT INTO {}.gateway_audit_logs ({COLUMNS}) SELECT {COLUMNS} \
-                 FROM pg_temp.gw_audit_staging ON CONFLICT DO NOTHING",
-                self.schema
-            ),
-            &[],
-        )
-        .await
-        .map_err(err)?;
-        tx.commit().await.map_err(err)
+        client.execute(&conn.insert, &[]).await.map_err(err)?;
+        client.batch_execute("COMMIT").await.map_err(err)
+    }
+
+    /// An idle connection to the current target, or a new one.
+    async fn checkout(&self) -> Result<Conn, BackendError> {
+        let generation = self.generation();
+        loop {
+            let conn = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match conn {
+                Some(c) if !c.client.is_closed() && c.generation == generation => return Ok(c),
+                Some(_stale) => {}
+                None => return self.open().await,
+            }
+        }
+    }
+}
+
+/// Aborts a spawned task when dropped, unless taken.
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl AbortOnDrop {
+    fn take(mut self) -> JoinHandle<()> {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
     }
 }
 
 impl AuditSink for PostgresSink {
     fn write<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
-            let mut guard = self.conn.lock().await;
-            let generation = self.generation();
-            if guard
-                .as_ref()
-                .is_none_or(|c| c.client.is_closed() || c.generation != generation)
-            {
-                *guard = None;
-                *guard = Some(self.open().await?);
-            }
-            let conn = guard.as_mut().expect("opened above");
-            let result = self.write_batch(&mut conn.client, batch).await;
-            if result.is_err() {
-                // Start from a fresh connection next time.
-                *guard = None;
-            }
-            result
+            let conn = self.checkout().await?;
+            self.write_batch(&conn, batch).await?;
+            // Only a connection that finished its batch goes back; after an error (or a
+            // cancelled write) it is closed, and the next write starts afresh.
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+            Ok(())
         })
     }
 }
