@@ -544,3 +544,40 @@ async fn unsafe_schema_names_are_refused() {
     assert!(migrate(&client, "x; DROP TABLE y").await.is_err());
     assert!(PostgresSink::connect_str(&db_url(), "Bad-Name").is_err());
 }
+
+#[tokio::test]
+async fn concurrent_batches_on_several_connections_leave_no_duplicates() {
+    let (client, schema) = schema().await;
+    let mut target: tokio_postgres::Config = db_url().parse().unwrap();
+    target.application_name(&schema);
+    let sink = Arc::new(PostgresSink::new(target, &schema).unwrap());
+    let config = WriterConfig::new()
+        .batch_size(20)
+        .max_batch(50)
+        .concurrency(3)
+        .flush_interval(Duration::from_secs(3600));
+    let writer = AuditWriter::spawn(sink.clone(), config).unwrap();
+    let now = SystemTime::now();
+    let records: Vec<_> = (0..300).map(|_| record("u", "c", now)).collect();
+    // Every record twice, as replays of batches that were committed would send them.
+    for r in records.iter().chain(&records) {
+        writer.push(r.clone());
+    }
+    let report = writer.shutdown(Duration::from_secs(30)).await;
+    assert_eq!(report.totals.written, 600);
+    assert_eq!(report.dropped, 0);
+    assert_eq!(count(&client, &schema).await, (300, 300));
+    // The backlog was written three batches at a time, each on its own connection; they
+    // stay open for the next batches.
+    let connections: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(connections, 3);
+    drop(sink);
+    drop_schema(&client, &schema).await;
+}

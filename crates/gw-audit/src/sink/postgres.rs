@@ -6,8 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gw_core::BackendError;
 use tokio::task::JoinHandle;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{Json, ToSql, Type};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::SinkExt;
+use tokio_postgres::types::{IsNull, Json, ToSql, Type};
 use tokio_postgres::{Client, NoTls, Statement};
 
 use super::{AuditSink, BoxFuture};
@@ -67,6 +68,33 @@ const STAGING_DDL: &str = "CREATE TEMP TABLE IF NOT EXISTS gw_audit_staging (\
     resource_id text, response_complete boolean) ON COMMIT DELETE ROWS";
 
 const BACKEND: &str = "audit-postgres";
+
+/// The binary COPY header: signature, flags, header extension length.
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// The encoded batch goes to the server in messages of about this size (the driver's
+/// binary writer sends and flushes every 4 KiB, five rows or so: one socket write each).
+const COPY_CHUNK: usize = 256 * 1024;
+
+/// Appends one row in binary COPY format: field count, then each field's length and
+/// bytes (-1 for NULL).
+fn encode_row(buf: &mut BytesMut, row: &[&(dyn ToSql + Sync)]) -> Result<(), BackendError> {
+    buf.put_i16(row.len() as i16);
+    for (value, ty) in row.iter().zip(&TYPES) {
+        let at = buf.len();
+        buf.put_i32(0);
+        let len = match value
+            .to_sql_checked(ty, buf)
+            .map_err(|e| BackendError::invalid(BACKEND, e))?
+        {
+            IsNull::Yes => -1,
+            IsNull::No => i32::try_from(buf.len() - at - 4)
+                .map_err(|_| BackendError::invalid(BACKEND, "field over 2 GiB"))?,
+        };
+        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    Ok(())
+}
 
 fn err(e: tokio_postgres::Error) -> BackendError {
     match e.as_db_error() {
@@ -268,9 +296,10 @@ impl PostgresSink {
             .batch_execute("BEGIN; SET LOCAL gw_audit.role = 'system'")
             .await
             .map_err(err)?;
-        let copy = client.copy_in(&conn.copy).await.map_err(err)?;
-        let writer = BinaryCopyInWriter::new(copy, &TYPES);
-        let mut writer = std::pin::pin!(writer);
+        let copy = client.copy_in::<_, Bytes>(&conn.copy).await.map_err(err)?;
+        let mut copy = std::pin::pin!(copy);
+        let mut buf = BytesMut::with_capacity(COPY_CHUNK.min(batch.len() * 1024) + 64);
+        buf.put_slice(COPY_HEADER);
         for r in batch {
             let query = Json(&r.query_params);
             let req_headers = Json(&r.request_headers);
@@ -313,9 +342,14 @@ impl PostgresSink {
                 &r.resource_id,
                 &r.response_complete,
             ];
-            writer.as_mut().write(&row).await.map_err(err)?;
+            encode_row(&mut buf, &row)?;
+            if buf.len() >= COPY_CHUNK {
+                copy.send(buf.split().freeze()).await.map_err(err)?;
+            }
         }
-        writer.finish().await.map_err(err)?;
+        buf.put_i16(-1);
+        copy.send(buf.freeze()).await.map_err(err)?;
+        copy.as_mut().finish().await.map_err(err)?;
         client.execute(&conn.insert, &[]).await.map_err(err)?;
         client.batch_execute("COMMIT").await.map_err(err)
     }
