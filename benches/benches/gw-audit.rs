@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use criterion::{
-    BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use gw_audit::sink::BoxFuture;
 use gw_audit::{
     AuditDecision, AuditLayer, AuditRecord, AuditSink, AuditWriter, HeaderFields, PostgresSink,
@@ -242,7 +240,12 @@ fn process_cpu(pid: &str) -> Duration {
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // After the command name: state is field 3; utime and stime are fields 14 and 15.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
@@ -258,8 +261,8 @@ async fn sustained(url: &str, schema: &str, concurrency: usize, n: &mut u64) {
     let app = format!("{schema}_c{concurrency}");
     target.application_name(&app);
     let sink = Arc::new(PostgresSink::new(target, schema).unwrap());
-    let writer = AuditWriter::spawn(sink.clone(), WriterConfig::new().concurrency(concurrency))
-        .unwrap();
+    let writer =
+        AuditWriter::spawn(sink.clone(), WriterConfig::new().concurrency(concurrency)).unwrap();
     let own_before = process_cpu("self");
     let start = Instant::now();
     let mut now = SystemTime::now();

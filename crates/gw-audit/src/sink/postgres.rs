@@ -4,10 +4,10 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gw_core::BackendError;
-use tokio::task::JoinHandle;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::SinkExt;
+use gw_core::BackendError;
+use tokio::task::JoinHandle;
 use tokio_postgres::types::{IsNull, Json, ToSql, Type};
 use tokio_postgres::{Client, NoTls, Statement};
 
@@ -298,7 +298,9 @@ impl PostgresSink {
             .map_err(err)?;
         let copy = client.copy_in::<_, Bytes>(&conn.copy).await.map_err(err)?;
         let mut copy = std::pin::pin!(copy);
-        let mut buf = BytesMut::with_capacity(COPY_CHUNK.min(batch.len() * 1024) + 64);
+        // Room for a chunk and the row that overflows it, so the buffer never regrows.
+        let room = COPY_CHUNK + 64 * 1024;
+        let mut buf = BytesMut::with_capacity(room);
         buf.put_slice(COPY_HEADER);
         for r in batch {
             let query = Json(&r.query_params);
@@ -345,6 +347,7 @@ impl PostgresSink {
             encode_row(&mut buf, &row)?;
             if buf.len() >= COPY_CHUNK {
                 copy.send(buf.split().freeze()).await.map_err(err)?;
+                buf.reserve(room);
             }
         }
         buf.put_i16(-1);
