@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use gw_audit::sink::BoxFuture;
 use gw_audit::{
     AuditDecision, AuditLayer, AuditRecord, AuditSink, AuditWriter, HeaderFields, PostgresSink,
     WriterConfig,
 };
+use gw_benches::ThreadCpuTime;
 use gw_core::{BackendError, Decision, Outcome};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -44,24 +46,21 @@ fn request() -> Request<Body> {
         .unwrap()
 }
 
-/// Runs `iters` requests; every 50th request yields once so the writer's worker (on the
+/// One request through `svc`; every 50th yields once so the writer's worker (on the
 /// same single thread) drains the queue: its share of the work is part of the figure.
-fn run<S>(rt: &tokio::runtime::Runtime, svc: &S, iters: u64) -> Duration
+fn one<S>(rt: &tokio::runtime::Runtime, svc: &S, i: &mut u64)
 where
     S: tower::Service<Request<Body>, Error = Infallible> + Clone,
     S::Response: IntoBody,
 {
-    let start = Instant::now();
-    for i in 0..iters {
-        rt.block_on(async {
-            let res = svc.clone().oneshot(request()).await.unwrap();
-            black_box(res.collect_body().await);
-            if i % 50 == 49 {
-                tokio::task::yield_now().await;
-            }
-        });
-    }
-    start.elapsed()
+    *i += 1;
+    rt.block_on(async {
+        let res = svc.clone().oneshot(request()).await.unwrap();
+        black_box(res.collect_body().await);
+        if (*i).is_multiple_of(50) {
+            tokio::task::yield_now().await;
+        }
+    });
 }
 
 trait IntoBody {
@@ -78,7 +77,9 @@ where
     }
 }
 
-fn layer_overhead(c: &mut Criterion) {
+/// The layer over a bare handler, and the bare handler, measured with `M` (wall or this
+/// thread's CPU time).
+fn layer_overhead_with<M: Measurement>(c: &mut Criterion<M>, group: &str) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -93,17 +94,24 @@ fn layer_overhead(c: &mut Criterion) {
         .layer(AuditLayer::new(writer.clone()))
         .service_fn(handler);
 
-    let mut g = c.benchmark_group("audit_layer");
-    g.bench_function("bare", |b| b.iter_custom(|iters| run(&rt, &bare, iters)));
-    g.bench_function("audited", |b| {
-        b.iter_custom(|iters| run(&rt, &audited, iters))
-    });
+    let mut g = c.benchmark_group(group);
+    let mut i = 0;
+    g.bench_function("bare", |b| b.iter(|| one(&rt, &bare, &mut i)));
+    g.bench_function("audited", |b| b.iter(|| one(&rt, &audited, &mut i)));
     g.finish();
     let report = rt.block_on(writer.shutdown(Duration::from_secs(5)));
     assert_eq!(
         report.totals.dropped, 0,
         "the bench must not overflow the queue"
     );
+}
+
+fn layer_overhead(c: &mut Criterion) {
+    layer_overhead_with(c, "audit_layer");
+}
+
+fn layer_overhead_cpu(c: &mut Criterion<ThreadCpuTime>) {
+    layer_overhead_with(c, "audit_layer-cpu-time");
 }
 
 /// A realistic record: ids, a few headers, a small JSON body, two decisions, and users,
@@ -148,7 +156,7 @@ fn record(now: SystemTime, n: u64) -> AuditRecord {
             )),
         ],
         policy_latency_us: 6,
-        status_code: if n % 20 == 0 { 403 } else { 201 },
+        status_code: if n.is_multiple_of(20) { 403 } else { 201 },
         response_headers: HeaderFields::default(),
         error_type: None,
         error_message: None,
@@ -273,7 +281,7 @@ async fn sustained(url: &str, schema: &str, concurrency: usize, n: &mut u64) {
         }
         *n += 1;
         writer.push(record(now, *n));
-        if i % 64 == 0 {
+        if i.is_multiple_of(64) {
             tokio::task::yield_now().await;
         }
     }
@@ -314,4 +322,9 @@ async fn sustained(url: &str, schema: &str, concurrency: usize, n: &mut u64) {
 }
 
 criterion_group!(benches, layer_overhead, postgres_copy);
-criterion_main!(benches);
+criterion_group! {
+    name = cpu;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = layer_overhead_cpu
+}
+criterion_main!(benches, cpu);
