@@ -218,10 +218,7 @@ fn postgres_copy(c: &mut Criterion) {
     // End to end through the writer, for each concurrency (these runs are not criterion
     // benchmarks; a name filter given on the command line that none of them contains
     // skips them).
-    let filter = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .next_back();
+    let filter = std::env::args().skip(1).rfind(|a| !a.starts_with('-'));
     for concurrency in [1usize, 2, 3] {
         let name = format!("postgres_copy/writer_concurrency_{concurrency}");
         if filter.as_ref().is_none_or(|f| name.contains(f.as_str())) {
