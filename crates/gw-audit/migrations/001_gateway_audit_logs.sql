@@ -46,7 +46,13 @@ CREATE INDEX IF NOT EXISTS gateway_audit_logs_user_idx ON {schema}.gateway_audit
 CREATE INDEX IF NOT EXISTS gateway_audit_logs_customer_idx ON {schema}.gateway_audit_logs (customer_id, "timestamp" DESC);
 CREATE INDEX IF NOT EXISTS gateway_audit_logs_timestamp_idx ON {schema}.gateway_audit_logs ("timestamp" DESC);
 CREATE INDEX IF NOT EXISTS gateway_audit_logs_errors_idx ON {schema}.gateway_audit_logs (status_code, "timestamp" DESC) WHERE status_code >= 400;
-CREATE INDEX IF NOT EXISTS gateway_audit_logs_decisions_idx ON {schema}.gateway_audit_logs USING gin (decisions);
+-- Containment queries on decisions (`decisions @> '[{"outcome":"deny"}]'`, also `@?` and
+-- `@@` jsonpath) use this index. The jsonb_path_ops class indexes one hash per path and
+-- value instead of every key and value: smaller and cheaper to maintain on every insert,
+-- but it does not serve the key-existence operators `?`, `?|` and `?&` on decisions.
+-- An earlier version of this file created the default-class index; it is replaced.
+DROP INDEX IF EXISTS {schema}.gateway_audit_logs_decisions_idx;
+CREATE INDEX IF NOT EXISTS gateway_audit_logs_decisions_path_idx ON {schema}.gateway_audit_logs USING gin (decisions jsonb_path_ops);
 CREATE INDEX IF NOT EXISTS gateway_audit_logs_endpoint_idx ON {schema}.gateway_audit_logs (endpoint, "timestamp" DESC);
 CREATE INDEX IF NOT EXISTS gateway_audit_logs_gateway_idx ON {schema}.gateway_audit_logs (gateway_type, "timestamp" DESC);
 

@@ -8,7 +8,7 @@
 //! inner layers rejected, that panicked, or whose client went away.
 //!
 //! Records go to an [`AuditWriter`]: a bounded queue and a background worker that
-//! writes batches (every 100 records or 5 s) to an [`AuditSink`] ([`JsonLinesSink`],
+//! writes batches (every 100 records or 5 s; under a backlog up to two at once) to an [`AuditSink`] ([`JsonLinesSink`],
 //! [`MemorySink`], or `PostgresSink` with the `postgres` feature), retries with backoff,
 //! then falls back to a durable on-disk spool that is replayed once the sink is healthy
 //! again. A full queue follows an explicit [`OverflowPolicy`]; counters for written,
@@ -68,7 +68,7 @@ mod writer;
 pub use body::AuditBody;
 pub use future::ResponseFuture;
 pub use layer::{AuditLayer, DEFAULT_BODY_CAP};
-pub use record::{AuditRecord, HeaderFields};
+pub use record::{AuditDecision, AuditRecord, HeaderFields};
 pub use redact::{DEFAULT_REDACTED_FIELDS, DEFAULT_REDACTED_HEADERS, REDACTED};
 pub use service::Audit;
 pub use sink::{AuditSink, JsonLinesSink, MemorySink};

@@ -14,7 +14,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::layer::Config;
-use crate::record::{AuditRecord, HeaderFields, micros};
+use crate::record::{AuditDecision, AuditRecord, HeaderFields, micros};
 use crate::writer::AuditWriter;
 
 /// Status recorded when the client went away before any response.
@@ -177,7 +177,6 @@ impl Raw {
             complete,
             ..
         } = self;
-        let principal = log.principal.as_ref().or(principal.as_ref());
         let id = Uuid::new_v7(uuid::Timestamp::from_unix(
             uuid::NoContext,
             u64::try_from(gw_core::clock::unix_seconds(timestamp)).unwrap_or(0),
@@ -186,26 +185,31 @@ impl Raw {
                 .map_or(0, |d| d.subsec_nanos()),
         ));
         let (status, error_type, error_message) = match status {
-            Some(s) => (
-                s.as_u16(),
-                error_type.map(str::to_owned),
-                error_message.map(Cow::into_owned),
-            ),
+            Some(s) => (s.as_u16(), error_type.map(Cow::Borrowed), error_message),
             None => (
                 CLIENT_CLOSED,
-                Some("client-closed-request".to_owned()),
-                Some("client-disconnected".to_owned()),
+                Some(Cow::Borrowed("client-closed-request")),
+                Some(Cow::Borrowed("client-disconnected")),
             ),
         };
-        let resource = log.resource.as_ref();
+        let policy_latency_us = micros(log.policy_latency());
+        let upstream_latency_us = log.upstream_latency.map(micros);
+        let (action, resource, resource_id) = match log.resource {
+            Some(r) => (Some(r.action), Some(r.resource), r.resource_id),
+            None => (None, None, None),
+        };
+        let principal = log.principal.or(principal);
+        let principal = principal.as_ref();
+        let decisions: Vec<AuditDecision> =
+            log.decisions.into_iter().map(AuditDecision::from).collect();
         AuditRecord {
             id,
             correlation_id: correlation_id.as_str().to_owned(),
             causation_id: causation_id.as_ref().map(|c| c.as_str().to_owned()),
             timestamp,
-            gateway_type: config.gateway_type.map(|g| g.as_str().to_owned()),
+            gateway_type: config.gateway_type.map(|g| Cow::Borrowed(g.as_str())),
             request_id: id.to_string(),
-            http_method: method.as_str().to_owned(),
+            http_method: method_name(&method),
             endpoint: uri.path().to_owned(),
             query_params: config.redactor.query(uri.query()),
             request_headers: HeaderFields(request_headers),
@@ -213,25 +217,40 @@ impl Raw {
             user_id: principal.map(|p| p.user_id.to_string()),
             customer_id: principal.map(|p| p.customer_id.to_string()),
             email: principal.map(|p| p.email.to_string()),
-            roles: principal.map(|p| p.roles.to_vec()).unwrap_or_default(),
+            roles: principal.map_or_else(|| Arc::from([]), |p| p.roles.clone()),
             trial_mode: principal.is_some_and(Principal::is_trial),
-            policies_evaluated: log
-                .decisions
+            policies_evaluated: decisions
                 .iter()
-                .map(|d| format!("{}/{}", d.layer, d.policy))
+                .map(AuditDecision::qualified_policy)
                 .collect(),
-            decisions: serde_json::to_value(&log.decisions).unwrap_or(Value::Null),
-            policy_latency_us: micros(log.policy_latency()),
+            decisions,
+            policy_latency_us,
             status_code: i32::from(status),
             response_headers: HeaderFields(response_headers),
             error_type,
             error_message,
             total_latency_us: micros(elapsed),
-            upstream_latency_us: log.upstream_latency.map(micros),
-            action: resource.map(|r| r.action.clone()),
-            resource: resource.map(|r| r.resource.clone()),
-            resource_id: resource.and_then(|r| r.resource_id.clone()),
+            upstream_latency_us,
+            action,
+            resource,
+            resource_id,
             response_complete: complete,
         }
     }
+}
+
+/// The method's name, borrowed for the standard methods.
+fn method_name(method: &Method) -> Cow<'static, str> {
+    Cow::Borrowed(match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        other => return Cow::Owned(other.to_owned()),
+    })
 }

@@ -1,7 +1,10 @@
 //! The [`AuditRecord`]: one row per request.
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use gw_core::Decision;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -10,6 +13,11 @@ use uuid::Uuid;
 
 /// Everything the audit layer keeps about one request. Response bodies are never kept;
 /// secrets are redacted before a record is built.
+///
+/// Serialized (JSON lines, spool) it is one flat object with these field names; the
+/// PostgreSQL sink writes the same fields into the same-named columns. Fields that are
+/// usually fixed strings (`gateway_type`, `http_method`, `error_type`, `error_message`)
+/// are [`Cow`]s, so building a record does not copy them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
     /// Record id, a time-ordered UUIDv7 (primary key together with `timestamp`).
@@ -22,11 +30,11 @@ pub struct AuditRecord {
     #[serde(with = "rfc3339")]
     pub timestamp: SystemTime,
     /// `cp` or `pp`, if configured.
-    pub gateway_type: Option<String>,
+    pub gateway_type: Option<Cow<'static, str>>,
     /// This request's own id: the record id as text, handy for log joins.
     pub request_id: String,
     /// HTTP method.
-    pub http_method: String,
+    pub http_method: Cow<'static, str>,
     /// Request path, as received.
     pub endpoint: String,
     /// Query parameters (name to value, or to an array of values when repeated), with
@@ -42,14 +50,15 @@ pub struct AuditRecord {
     pub customer_id: Option<String>,
     /// Caller's e-mail, if authenticated.
     pub email: Option<String>,
-    /// Caller's roles.
-    pub roles: Vec<String>,
+    /// Caller's roles (shared with the request's `gw_core::Principal`).
+    pub roles: Arc<[String]>,
     /// Whether the caller is on a trial plan.
     pub trial_mode: bool,
     /// Policies evaluated, in order (`layer/policy`).
     pub policies_evaluated: Vec<String>,
-    /// The decisions recorded by inner layers (JSON array of `gw_core::Decision`).
-    pub decisions: Value,
+    /// The decisions recorded by inner layers, in order (a JSON array of objects with
+    /// `layer`, `policy`, `outcome`, `reason` and `latency` in microseconds).
+    pub decisions: Vec<AuditDecision>,
     /// Sum of the decisions' latencies, in microseconds.
     pub policy_latency_us: i64,
     /// Response status (499 when the client went away before a response).
@@ -57,9 +66,9 @@ pub struct AuditRecord {
     /// Response headers, with redacted headers.
     pub response_headers: HeaderFields,
     /// The problem `type` slug when the response is an error.
-    pub error_type: Option<String>,
+    pub error_type: Option<Cow<'static, str>>,
     /// The problem's reason `code` when the response is a problem.
-    pub error_message: Option<String>,
+    pub error_message: Option<Cow<'static, str>>,
     /// From request start to the end of the response body, in microseconds.
     pub total_latency_us: i64,
     /// Upstream latency in microseconds, when a proxy recorded it.
@@ -73,6 +82,47 @@ pub struct AuditRecord {
     /// Whether the response body was sent to the end (false: client went away, body
     /// error, or the request never got a response).
     pub response_complete: bool,
+}
+
+/// One decision of a record: a `gw_core::Decision` as it is stored, serialized with the
+/// same fields (`latency` in whole microseconds). Built from a decision by moving its
+/// strings, never copying them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditDecision {
+    /// The deciding layer (`auth`, `rbac`, `policy`, `budget`, ...).
+    pub layer: Cow<'static, str>,
+    /// The policy within the layer (`trial_mode`, `rbac_pp`, ...).
+    pub policy: Cow<'static, str>,
+    /// The outcome's snake_case name (`allow`, `deny`, `skip`, `shadow_deny`,
+    /// `fail_open`, `fail_closed`).
+    pub outcome: Cow<'static, str>,
+    /// Stable reason code, if any.
+    pub reason: Option<Cow<'static, str>>,
+    /// Time spent deciding, in microseconds.
+    pub latency: u64,
+}
+
+impl From<Decision> for AuditDecision {
+    fn from(d: Decision) -> Self {
+        Self {
+            layer: Cow::Borrowed(d.layer),
+            policy: d.policy,
+            outcome: Cow::Borrowed(d.outcome.as_str()),
+            reason: d.reason,
+            latency: u64::try_from(d.latency.as_micros()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl AuditDecision {
+    /// `layer/policy`, as listed in [`AuditRecord::policies_evaluated`].
+    pub fn qualified_policy(&self) -> String {
+        let mut s = String::with_capacity(self.layer.len() + 1 + self.policy.len());
+        s.push_str(&self.layer);
+        s.push('/');
+        s.push_str(&self.policy);
+        s
+    }
 }
 
 /// Headers of a record; serializes as a JSON object of name to value, or to an array of
@@ -167,10 +217,18 @@ pub(crate) fn sample(n: u32) -> AuditRecord {
         user_id: Some("u1".into()),
         customer_id: Some("c1".into()),
         email: None,
-        roles: vec!["viewer".into()],
+        roles: vec!["viewer".into()].into(),
         trial_mode: false,
-        policies_evaluated: vec![],
-        decisions: serde_json::json!([]),
+        policies_evaluated: vec!["rbac/rbac_pp".into()],
+        decisions: vec![AuditDecision::from(
+            Decision::new(
+                "rbac",
+                "rbac_pp",
+                gw_core::Outcome::Allow,
+                Duration::from_micros(4),
+            )
+            .reason("role-granted"),
+        )],
         policy_latency_us: 0,
         status_code: 200,
         response_headers: HeaderFields::default(),
@@ -195,6 +253,12 @@ mod tests {
         let line = serde_json::to_string(&r).unwrap();
         assert!(
             line.contains("\"timestamp\":\"2023-11-14T22:13:20.000007Z\""),
+            "{line}"
+        );
+        assert!(
+            line.contains(
+                r#""decisions":[{"layer":"rbac","policy":"rbac_pp","outcome":"allow","reason":"role-granted","latency":4}]"#
+            ),
             "{line}"
         );
         let back: AuditRecord = serde_json::from_str(&line).unwrap();

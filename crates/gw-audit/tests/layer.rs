@@ -137,11 +137,16 @@ async fn every_field_is_recorded() {
     assert_eq!(r.user_id.as_deref(), Some("user-1"));
     assert_eq!(r.customer_id.as_deref(), Some("cust-1"));
     assert_eq!(r.email.as_deref(), Some("user-1@example.com"));
-    assert_eq!(r.roles, ["developer", "viewer"]);
+    assert_eq!(*r.roles, ["developer", "viewer"]);
     assert!(r.trial_mode);
     assert_eq!(r.policies_evaluated, ["rbac/rbac_pp", "policy/trial_mode"]);
-    assert_eq!(r.decisions[0]["outcome"], "allow");
-    assert_eq!(r.decisions[1]["policy"], "trial_mode");
+    assert_eq!(r.decisions[0].outcome, "allow");
+    assert_eq!(r.decisions[1].policy, "trial_mode");
+    assert_eq!(
+        serde_json::to_value(&r.decisions[1]).unwrap(),
+        serde_json::json!({"layer": "policy", "policy": "trial_mode", "outcome": "allow",
+            "reason": null, "latency": r.decisions[1].latency})
+    );
     assert_eq!(r.policy_latency_us, 12);
     assert_eq!(r.status_code, 200);
     assert_eq!(r.response_headers.0["set-cookie"], REDACTED);
@@ -418,10 +423,10 @@ pub(crate) fn sample_record() -> AuditRecord {
         user_id: None,
         customer_id: None,
         email: None,
-        roles: vec![],
+        roles: Vec::new().into(),
         trial_mode: false,
         policies_evaluated: vec![],
-        decisions: serde_json::json!([]),
+        decisions: Vec::new(),
         policy_latency_us: 0,
         status_code: 200,
         response_headers: Default::default(),

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use gw_audit::sink::BoxFuture;
 use gw_audit::{
-    AuditLayer, AuditRecord, AuditSink, AuditWriter, HeaderFields, MemorySink, PostgresSink,
-    REDACTED, WriterConfig, migrate,
+    AuditDecision, AuditLayer, AuditRecord, AuditSink, AuditWriter, HeaderFields, MemorySink,
+    PostgresSink, REDACTED, WriterConfig, migrate,
 };
 use gw_core::{BackendError, Decision, Decisions, ManualClock, Outcome, Principal};
 use gw_problem::ProblemLayer;
@@ -88,9 +88,9 @@ fn from_row(row: &Row) -> AuditRecord {
         correlation_id: row.get(1),
         causation_id: row.get(2),
         timestamp: row.get(3),
-        gateway_type: row.get(4),
+        gateway_type: row.get::<_, Option<String>>(4).map(Into::into),
         request_id: row.get(5),
-        http_method: row.get(6),
+        http_method: row.get::<_, String>(6).into(),
         endpoint: row.get(7),
         query_params: row.get::<_, Json<serde_json::Value>>(8).0,
         request_headers: headers(9),
@@ -100,15 +100,15 @@ fn from_row(row: &Row) -> AuditRecord {
         user_id: row.get(11),
         customer_id: row.get(12),
         email: row.get(13),
-        roles: row.get(14),
+        roles: row.get::<_, Vec<String>>(14).into(),
         trial_mode: row.get(15),
         policies_evaluated: row.get(16),
-        decisions: row.get::<_, Json<serde_json::Value>>(17).0,
+        decisions: row.get::<_, Json<Vec<AuditDecision>>>(17).0,
         policy_latency_us: row.get(18),
         status_code: row.get(19),
         response_headers: headers(20),
-        error_type: row.get(21),
-        error_message: row.get(22),
+        error_type: row.get::<_, Option<String>>(21).map(Into::into),
+        error_message: row.get::<_, Option<String>>(22).map(Into::into),
         total_latency_us: row.get(23),
         upstream_latency_us: row.get(24),
         action: row.get(25),
@@ -185,7 +185,7 @@ async fn records_arrive_with_every_field_and_redaction_holds() {
     assert_eq!(stored, kept[0]);
     assert_eq!(stored.user_id.as_deref(), Some("user-9"));
     assert_eq!(stored.causation_id.as_deref(), Some("cause-9"));
-    assert_eq!(stored.decisions[0]["reason"], "within-budget");
+    assert_eq!(stored.decisions[0].reason.as_deref(), Some("within-budget"));
     assert_eq!(
         stored.timestamp,
         UNIX_EPOCH + Duration::from_secs(1_760_000_000)
@@ -221,10 +221,10 @@ fn record(user: &str, customer: &str, at: SystemTime) -> AuditRecord {
         user_id: Some(user.into()),
         customer_id: Some(customer.into()),
         email: None,
-        roles: vec!["viewer".into()],
+        roles: vec!["viewer".into()].into(),
         trial_mode: false,
         policies_evaluated: vec![],
-        decisions: serde_json::json!([]),
+        decisions: Vec::new(),
         policy_latency_us: 0,
         status_code: 200,
         response_headers: HeaderFields::default(),
@@ -543,4 +543,41 @@ async fn unsafe_schema_names_are_refused() {
     let client = connect().await;
     assert!(migrate(&client, "x; DROP TABLE y").await.is_err());
     assert!(PostgresSink::connect_str(&db_url(), "Bad-Name").is_err());
+}
+
+#[tokio::test]
+async fn concurrent_batches_on_several_connections_leave_no_duplicates() {
+    let (client, schema) = schema().await;
+    let mut target: tokio_postgres::Config = db_url().parse().unwrap();
+    target.application_name(&schema);
+    let sink = Arc::new(PostgresSink::new(target, &schema).unwrap());
+    let config = WriterConfig::new()
+        .batch_size(20)
+        .max_batch(50)
+        .concurrency(3)
+        .flush_interval(Duration::from_secs(3600));
+    let writer = AuditWriter::spawn(sink.clone(), config).unwrap();
+    let now = SystemTime::now();
+    let records: Vec<_> = (0..300).map(|_| record("u", "c", now)).collect();
+    // Every record twice, as replays of batches that were committed would send them.
+    for r in records.iter().chain(&records) {
+        writer.push(r.clone());
+    }
+    let report = writer.shutdown(Duration::from_secs(30)).await;
+    assert_eq!(report.totals.written, 600);
+    assert_eq!(report.dropped, 0);
+    assert_eq!(count(&client, &schema).await, (300, 300));
+    // The backlog was written three batches at a time, each on its own connection; they
+    // stay open for the next batches.
+    let connections: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(connections, 3);
+    drop(sink);
+    drop_schema(&client, &schema).await;
 }

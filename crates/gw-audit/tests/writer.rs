@@ -57,10 +57,10 @@ fn record(n: usize) -> AuditRecord {
         user_id: None,
         customer_id: None,
         email: None,
-        roles: vec![],
+        roles: Vec::new().into(),
         trial_mode: false,
         policies_evaluated: vec![],
-        decisions: serde_json::json!([]),
+        decisions: Vec::new(),
         policy_latency_us: 0,
         status_code: 200,
         response_headers: Default::default(),
@@ -232,4 +232,63 @@ async fn without_a_spool_losses_are_counted_not_silent() {
     let report = writer.shutdown(Duration::from_secs(1)).await;
     assert_eq!(report.totals.dropped, 10);
     assert_eq!(report.totals.written, 0);
+}
+
+/// A sink whose writes take a while, counting how many are in flight at once.
+#[derive(Default)]
+struct SlowSink {
+    in_flight: AtomicUsize,
+    most: AtomicUsize,
+    batches: Mutex<Vec<usize>>,
+    records: Mutex<Vec<AuditRecord>>,
+}
+
+impl AuditSink for SlowSink {
+    fn write<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.batches.lock().unwrap().push(batch.len());
+            self.records.lock().unwrap().extend_from_slice(batch);
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+}
+
+async fn backlog_through(concurrency: usize) -> Arc<SlowSink> {
+    let sink = Arc::new(SlowSink::default());
+    let config = WriterConfig::new()
+        .batch_size(10)
+        .max_batch(20)
+        .concurrency(concurrency)
+        .flush_interval(Duration::from_secs(3600));
+    let writer = AuditWriter::spawn(sink.clone(), config).unwrap();
+    // A backlog builds up before the worker runs (current-thread runtime).
+    let records: Vec<_> = (0..150).map(record).collect();
+    for r in &records {
+        writer.push(r.clone());
+    }
+    let report = writer.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(report.totals.written, 150);
+    assert_eq!(report.totals.dropped, 0);
+    let written: Vec<_> = sink.records.lock().unwrap().iter().map(|r| r.id).collect();
+    let unique: HashSet<_> = written.iter().collect();
+    assert_eq!(unique.len(), 150, "every record exactly once");
+    assert_eq!(written.len(), 150, "every record exactly once");
+    assert!(
+        sink.batches.lock().unwrap().iter().all(|&n| n <= 20),
+        "no batch over max_batch: {:?}",
+        sink.batches.lock().unwrap()
+    );
+    sink
+}
+
+#[tokio::test]
+async fn a_backlog_is_written_in_up_to_concurrency_batches_at_once() {
+    let sink = backlog_through(3).await;
+    assert_eq!(sink.most.load(Ordering::SeqCst), 3);
+    let sink = backlog_through(1).await;
+    assert_eq!(sink.most.load(Ordering::SeqCst), 1);
 }

@@ -4,11 +4,12 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::SinkExt;
 use gw_core::BackendError;
 use tokio::task::JoinHandle;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{Json, ToSql, Type};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::types::{IsNull, Json, ToSql, Type};
+use tokio_postgres::{Client, NoTls, Statement};
 
 use super::{AuditSink, BoxFuture};
 use crate::record::AuditRecord;
@@ -68,6 +69,33 @@ const STAGING_DDL: &str = "CREATE TEMP TABLE IF NOT EXISTS gw_audit_staging (\
 
 const BACKEND: &str = "audit-postgres";
 
+/// The binary COPY header: signature, flags, header extension length.
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// The encoded batch goes to the server in messages of about this size (the driver's
+/// binary writer sends and flushes every 4 KiB, five rows or so: one socket write each).
+const COPY_CHUNK: usize = 256 * 1024;
+
+/// Appends one row in binary COPY format: field count, then each field's length and
+/// bytes (-1 for NULL).
+fn encode_row(buf: &mut BytesMut, row: &[&(dyn ToSql + Sync)]) -> Result<(), BackendError> {
+    buf.put_i16(row.len() as i16);
+    for (value, ty) in row.iter().zip(&TYPES) {
+        let at = buf.len();
+        buf.put_i32(0);
+        let len = match value
+            .to_sql_checked(ty, buf)
+            .map_err(|e| BackendError::invalid(BACKEND, e))?
+        {
+            IsNull::Yes => -1,
+            IsNull::No => i32::try_from(buf.len() - at - 4)
+                .map_err(|_| BackendError::invalid(BACKEND, "field over 2 GiB"))?,
+        };
+        buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    }
+    Ok(())
+}
+
 fn err(e: tokio_postgres::Error) -> BackendError {
     match e.as_db_error() {
         Some(db) => BackendError::unavailable(
@@ -112,10 +140,13 @@ pub async fn migrate(client: &Client, schema: &str) -> Result<(), BackendError> 
     Ok(())
 }
 
+/// One connection, with the batch's statements prepared once for its life.
 struct Conn {
     client: Client,
     task: JoinHandle<()>,
     generation: u64,
+    copy: Statement,
+    insert: Statement,
 }
 
 impl Drop for Conn {
@@ -131,14 +162,22 @@ impl Drop for Conn {
 /// NOTHING`, so a retried or replayed batch never duplicates a row (the primary key
 /// `(id, timestamp)` is the only unique constraint; the conflict target is left out so
 /// the statement needs only `INSERT` under row-level security, as a named target would
-/// also apply the `SELECT` policies to the new rows). Month partitions
-/// are created on demand. The connection is opened lazily and reopened after any error.
+/// also apply the `SELECT` policies to the new rows). The commit is synchronous (the
+/// server's `synchronous_commit`): a batch the sink reported written is durable. Month
+/// partitions are created on demand.
+///
+/// Concurrent writes (the writer's [`concurrency`](crate::WriterConfig::concurrency))
+/// each use their own connection: connections are opened lazily, one per write in
+/// flight, kept idle between batches with their statements prepared, and closed after
+/// any error.
 pub struct PostgresSink {
     /// The target, and a generation bumped by every `set_config`.
     config: Mutex<(tokio_postgres::Config, u64)>,
     schema: String,
-    conn: tokio::sync::Mutex<Option<Conn>>,
+    /// Idle connections.
+    idle: Mutex<Vec<Conn>>,
     months: Mutex<HashSet<i64>>,
+    insert_sql: String,
 }
 
 impl std::fmt::Debug for PostgresSink {
@@ -162,8 +201,12 @@ impl PostgresSink {
         Ok(Self {
             config: Mutex::new((config, 0)),
             schema: schema.to_owned(),
-            conn: tokio::sync::Mutex::new(None),
+            idle: Mutex::new(Vec::new()),
             months: Mutex::new(HashSet::new()),
+            insert_sql: format!(
+                "INSERT INTO {schema}.gateway_audit_logs ({COLUMNS}) SELECT {COLUMNS} \
+                 FROM pg_temp.gw_audit_staging ON CONFLICT DO NOTHING"
+            ),
         })
     }
 
@@ -200,13 +243,23 @@ impl PostgresSink {
                 tracing::warn!("audit postgres connection closed: {e}");
             }
         });
-        let conn = Conn {
+        // Aborts the connection task if anything below fails.
+        let guard = AbortOnDrop(Some(task));
+        client.batch_execute(STAGING_DDL).await.map_err(err)?;
+        let copy = client
+            .prepare(&format!(
+                "COPY pg_temp.gw_audit_staging ({COLUMNS}) FROM STDIN (FORMAT binary)"
+            ))
+            .await
+            .map_err(err)?;
+        let insert = client.prepare(&self.insert_sql).await.map_err(err)?;
+        Ok(Conn {
             client,
-            task,
+            task: guard.take(),
             generation,
-        };
-        conn.client.batch_execute(STAGING_DDL).await.map_err(err)?;
-        Ok(conn)
+            copy,
+            insert,
+        })
     }
 
     async fn ensure_partitions(
@@ -235,38 +288,39 @@ impl PostgresSink {
         Ok(())
     }
 
-    async fn write_batch(
-        &self,
-        client: &mut Client,
-        batch: &[AuditRecord],
-    ) -> Result<(), BackendError> {
+    async fn write_batch(&self, conn: &Conn, batch: &[AuditRecord]) -> Result<(), BackendError> {
+        let client = &conn.client;
         self.ensure_partitions(client, batch).await?;
-        let tx = client.transaction().await.map_err(err)?;
-        tx.batch_execute("SET LOCAL gw_audit.role = 'system'")
+        // Any error below drops the connection, which rolls the transaction back.
+        client
+            .batch_execute("BEGIN; SET LOCAL gw_audit.role = 'system'")
             .await
             .map_err(err)?;
-        let copy = tx
-            .copy_in(&format!(
-                "COPY pg_temp.gw_audit_staging ({COLUMNS}) FROM STDIN (FORMAT binary)"
-            ))
-            .await
-            .map_err(err)?;
-        let writer = BinaryCopyInWriter::new(copy, &TYPES);
-        let mut writer = std::pin::pin!(writer);
+        let copy = client.copy_in::<_, Bytes>(&conn.copy).await.map_err(err)?;
+        let mut copy = std::pin::pin!(copy);
+        // Room for a chunk and the row that overflows it, so the buffer never regrows.
+        let room = COPY_CHUNK + 64 * 1024;
+        let mut buf = BytesMut::with_capacity(room);
+        buf.put_slice(COPY_HEADER);
         for r in batch {
             let query = Json(&r.query_params);
             let req_headers = Json(&r.request_headers);
             let body = r.request_body.as_ref().map(Json);
+            let roles: &[String] = &r.roles;
             let decisions = Json(&r.decisions);
             let res_headers = Json(&r.response_headers);
+            let gateway_type = r.gateway_type.as_deref();
+            let http_method: &str = &r.http_method;
+            let error_type = r.error_type.as_deref();
+            let error_message = r.error_message.as_deref();
             let row: [&(dyn ToSql + Sync); 29] = [
                 &r.id,
                 &r.correlation_id,
                 &r.causation_id,
                 &r.timestamp,
-                &r.gateway_type,
+                &gateway_type,
                 &r.request_id,
-                &r.http_method,
+                &http_method,
                 &r.endpoint,
                 &query,
                 &req_headers,
@@ -274,15 +328,15 @@ impl PostgresSink {
                 &r.user_id,
                 &r.customer_id,
                 &r.email,
-                &r.roles,
+                &roles,
                 &r.trial_mode,
                 &r.policies_evaluated,
                 &decisions,
                 &r.policy_latency_us,
                 &r.status_code,
                 &res_headers,
-                &r.error_type,
-                &r.error_message,
+                &error_type,
+                &error_message,
                 &r.total_latency_us,
                 &r.upstream_latency_us,
                 &r.action,
@@ -290,42 +344,62 @@ impl PostgresSink {
                 &r.resource_id,
                 &r.response_complete,
             ];
-            writer.as_mut().write(&row).await.map_err(err)?;
+            encode_row(&mut buf, &row)?;
+            if buf.len() >= COPY_CHUNK {
+                copy.send(buf.split().freeze()).await.map_err(err)?;
+                buf.reserve(room);
+            }
         }
-        writer.finish().await.map_err(err)?;
-        tx.execute(
-            &format!(
-                "INSERT INTO {}.gateway_audit_logs ({COLUMNS}) SELECT {COLUMNS} \
-                 FROM pg_temp.gw_audit_staging ON CONFLICT DO NOTHING",
-                self.schema
-            ),
-            &[],
-        )
-        .await
-        .map_err(err)?;
-        tx.commit().await.map_err(err)
+        buf.put_i16(-1);
+        copy.send(buf.freeze()).await.map_err(err)?;
+        copy.as_mut().finish().await.map_err(err)?;
+        client.execute(&conn.insert, &[]).await.map_err(err)?;
+        client.batch_execute("COMMIT").await.map_err(err)
+    }
+
+    /// An idle connection to the current target, or a new one.
+    async fn checkout(&self) -> Result<Conn, BackendError> {
+        let generation = self.generation();
+        loop {
+            let conn = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match conn {
+                Some(c) if !c.client.is_closed() && c.generation == generation => return Ok(c),
+                Some(_stale) => {}
+                None => return self.open().await,
+            }
+        }
+    }
+}
+
+/// Aborts a spawned task when dropped, unless taken.
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl AbortOnDrop {
+    fn take(mut self) -> JoinHandle<()> {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
     }
 }
 
 impl AuditSink for PostgresSink {
     fn write<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
-            let mut guard = self.conn.lock().await;
-            let generation = self.generation();
-            if guard
-                .as_ref()
-                .is_none_or(|c| c.client.is_closed() || c.generation != generation)
-            {
-                *guard = None;
-                *guard = Some(self.open().await?);
-            }
-            let conn = guard.as_mut().expect("opened above");
-            let result = self.write_batch(&mut conn.client, batch).await;
-            if result.is_err() {
-                // Start from a fresh connection next time.
-                *guard = None;
-            }
-            result
+            let conn = self.checkout().await?;
+            self.write_batch(&conn, batch).await?;
+            // Only a connection that finished its batch goes back; after an error (or a
+            // cancelled write) it is closed, and the next write starts afresh.
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
+            Ok(())
         })
     }
 }

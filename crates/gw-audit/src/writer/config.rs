@@ -23,6 +23,7 @@ pub struct WriterConfig {
     pub(crate) capacity: usize,
     pub(crate) batch_size: usize,
     pub(crate) max_batch: usize,
+    pub(crate) concurrency: usize,
     pub(crate) flush_interval: Duration,
     pub(crate) retry_attempts: u32,
     pub(crate) retry_base: Duration,
@@ -41,15 +42,16 @@ impl Default for WriterConfig {
 }
 
 impl WriterConfig {
-    /// Queue of 10 000 records, batches of 100 (up to 1 000 under backlog) or every 5 s, 3 retries from 100 ms
-    /// doubling up to 2 s, probe an unhealthy sink every second, 30 s write timeout,
-    /// overflow to the spool,
+    /// Queue of 10 000 records, batches of 100 (up to 1 000 under backlog) or every 5 s,
+    /// up to 2 batches written at once, 3 retries from 100 ms doubling up to 2 s, probe an
+    /// unhealthy sink every second, 30 s write timeout, overflow to the spool,
     /// no spool directory (set one with [`WriterConfig::spool_dir`] for durability).
     pub const fn new() -> Self {
         Self {
             capacity: 10_000,
             batch_size: 100,
             max_batch: 1000,
+            concurrency: 2,
             flush_interval: Duration::from_secs(5),
             retry_attempts: 3,
             retry_base: Duration::from_millis(100),
@@ -78,6 +80,14 @@ impl WriterConfig {
     /// sustained load is written in fewer, larger transactions.
     pub const fn max_batch(mut self, records: usize) -> Self {
         self.max_batch = if records == 0 { 1 } else { records };
+        self
+    }
+
+    /// Batches written at once when more than one is queued (default 2, for a small
+    /// database host; the PostgreSQL sink uses one connection per batch in flight). A
+    /// batch is written by one sink call; batches in flight commit independently.
+    pub const fn concurrency(mut self, batches: usize) -> Self {
+        self.concurrency = if batches == 0 { 1 } else { batches };
         self
     }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use futures_util::future::join_all;
 use gw_core::BackendError;
 use tokio::time::{Instant, MissedTickBehavior, sleep, timeout_at};
 
@@ -16,7 +17,8 @@ struct Worker {
     sink: Box<dyn AuditSink>,
     healthy: bool,
     last_failure: Instant,
-    buf: Vec<AuditRecord>,
+    /// Emptied batch buffers, reused so a batch costs no large allocation.
+    bufs: Vec<Vec<AuditRecord>>,
     items: Vec<Item>,
 }
 
@@ -26,7 +28,7 @@ pub(super) async fn run(shared: Arc<Shared>, sink: Box<dyn AuditSink>) -> Shutdo
         sink,
         healthy: true,
         last_failure: Instant::now(),
-        buf: Vec::new(),
+        bufs: Vec::new(),
         items: Vec::new(),
     };
     // Whatever an earlier run left in the spool goes first.
@@ -69,40 +71,57 @@ impl Worker {
         self.shared.closing.load(Ordering::SeqCst)
     }
 
-    /// Moves the next batch into `batch` (emptied first), building the records outside
-    /// the queue lock.
-    fn take_into(&mut self, batch: &mut Vec<AuditRecord>, full_only: bool) {
-        batch.clear();
-        let size = self.shared.config.batch_size;
+    /// Takes the next batches: up to `concurrency` of them, together at most
+    /// `concurrency` times the largest batch, split evenly but no smaller than
+    /// `batch_size` (fewer batches when there is less). With `full_only`, nothing unless a
+    /// full batch is queued. The records are built outside the queue lock.
+    fn take_batches(&mut self, full_only: bool) -> Vec<Vec<AuditRecord>> {
+        let config = &self.shared.config;
+        let size = config.batch_size;
+        let largest = size.max(config.max_batch);
         {
             let mut queue = self.shared.lock();
-            if full_only && queue.len() < size {
-                return;
+            if queue.is_empty() || (full_only && queue.len() < size) {
+                return Vec::new();
             }
-            let n = queue.len().min(size.max(self.shared.config.max_batch));
+            let n = queue.len().min(largest * config.concurrency);
             self.items.extend(queue.drain(..n));
         }
-        batch.extend(self.items.drain(..).map(Item::into_record));
+        let n = self.items.len();
+        let count = n.div_ceil(size).min(config.concurrency).max(1);
+        let per = n.div_ceil(count);
+        let mut items = self.items.drain(..);
+        let mut batches = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut batch = self.bufs.pop().unwrap_or_default();
+            batch.extend(items.by_ref().take(per).map(Item::into_record));
+            if !batch.is_empty() {
+                batches.push(batch);
+            }
+        }
+        batches
     }
 
-    fn take(&mut self, full_only: bool) -> Vec<AuditRecord> {
-        let mut batch = Vec::new();
-        self.take_into(&mut batch, full_only);
-        batch
+    /// Empties `batches` (dropping their records) and keeps the buffers for reuse.
+    fn recycle(&mut self, batches: Vec<Vec<AuditRecord>>) {
+        for mut batch in batches {
+            batch.clear();
+            if self.bufs.len() < self.shared.config.concurrency {
+                self.bufs.push(batch);
+            }
+        }
     }
 
     /// Writes queued batches: every full one, and with `full_only == false` the rest too.
     async fn flush(&mut self, full_only: bool) {
-        // One buffer for all batches, so a batch costs no large allocation.
-        let mut batch = std::mem::take(&mut self.buf);
         loop {
-            self.take_into(&mut batch, full_only);
-            if batch.is_empty() {
+            let batches = self.take_batches(full_only);
+            if batches.is_empty() {
                 break;
             }
-            self.write_or_spool(&batch, None).await;
+            self.write_or_spool(&batches, None).await;
+            self.recycle(batches);
         }
-        self.buf = batch;
     }
 
     fn probe_due(&self) -> bool {
@@ -129,44 +148,65 @@ impl Worker {
             .unwrap_or_else(|_| Err(BackendError::timeout("audit-sink", "write timed out")))
     }
 
-    /// Writes `batch` with retries (only one try while the sink is unhealthy, none between
-    /// probes); what cannot be written goes to the spool.
-    async fn write_or_spool(&mut self, batch: &[AuditRecord], deadline: Option<Instant>) {
+    /// Writes `batches` concurrently, each with retries (only one try while the sink is
+    /// unhealthy, none between probes); what cannot be written goes to the spool.
+    async fn write_or_spool(&mut self, batches: &[Vec<AuditRecord>], deadline: Option<Instant>) {
         if !self.probe_due() {
-            self.shared.spool_or_drop(batch, true);
+            for batch in batches {
+                self.shared.spool_or_drop(batch, true);
+            }
             return;
         }
-        let config = &self.shared.config;
         let attempts = if self.healthy {
-            config.retry_attempts
+            self.shared.config.retry_attempts
         } else {
             0
         };
-        let mut delay = config.retry_base;
-        let mut last = None;
-        for attempt in 0..=attempts {
-            match self.write_once(batch, deadline).await {
+        let results = join_all(
+            batches
+                .iter()
+                .map(|batch| self.write_with_retries(batch, attempts, deadline)),
+        )
+        .await;
+        for (batch, result) in batches.iter().zip(results) {
+            match result {
                 Ok(()) => {
                     self.shared.counters.written(batch.len());
                     if !self.healthy {
                         tracing::info!("audit sink healthy again");
                     }
                     self.healthy = true;
-                    return;
                 }
-                Err(e) => last = Some(e),
+                Err(e) => {
+                    self.mark_failed(&e);
+                    self.shared.spool_or_drop(batch, true);
+                }
             }
+        }
+    }
+
+    async fn write_with_retries(
+        &self,
+        batch: &[AuditRecord],
+        attempts: u32,
+        deadline: Option<Instant>,
+    ) -> Result<(), BackendError> {
+        let config = &self.shared.config;
+        let mut delay = config.retry_base;
+        let mut attempt = 0;
+        loop {
+            let e = match self.write_once(batch, deadline).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
             if attempt == attempts || deadline.is_some_and(|d| Instant::now() + delay >= d) {
-                break;
+                return Err(e);
             }
+            attempt += 1;
             self.shared.counters.retried(batch.len());
             sleep(delay).await;
             delay = (delay * 2).min(config.retry_max);
         }
-        if let Some(e) = last {
-            self.mark_failed(&e);
-        }
-        self.shared.spool_or_drop(batch, true);
     }
 
     /// Replays the oldest spool segment if the sink is (probably) healthy; returns whether
@@ -238,15 +278,18 @@ impl Worker {
             .unwrap_or_else(|p| p.into_inner())
             .unwrap_or_else(Instant::now);
         loop {
-            let batch = self.take(false);
-            if batch.is_empty() {
+            let batches = self.take_batches(false);
+            if batches.is_empty() {
                 break;
             }
             if Instant::now() >= deadline {
-                self.shared.spool_or_drop(&batch, false);
+                for batch in &batches {
+                    self.shared.spool_or_drop(batch, false);
+                }
             } else {
-                self.write_or_spool(&batch, Some(deadline)).await;
+                self.write_or_spool(&batches, Some(deadline)).await;
             }
+            self.recycle(batches);
         }
         let rest: Vec<AuditRecord> = {
             let mut queue = self.shared.lock();
