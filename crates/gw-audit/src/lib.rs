@@ -8,11 +8,12 @@
 //! inner layers rejected, that panicked, or whose client went away.
 //!
 //! Records go to an [`AuditWriter`]: a bounded queue and a background worker that
-//! writes batches (every 100 records or 5 s; under a backlog up to two at once) to an [`AuditSink`] ([`JsonLinesSink`],
-//! [`MemorySink`], or `PostgresSink` with the `postgres` feature), retries with backoff,
-//! then falls back to a durable on-disk spool that is replayed once the sink is healthy
-//! again. A full queue follows an explicit [`OverflowPolicy`]; counters for written,
-//! retried, spooled and dropped records are exported through `metrics`.
+//! writes batches (every 100 records or 5 s; under a backlog up to two at once) to an
+//! [`AuditSink`] ([`JsonLinesSink`], [`MemorySink`], or `PostgresSink` with the
+//! `postgres` feature), retries with backoff, then falls back to a durable on-disk spool
+//! that is replayed once the sink is healthy again. A full queue follows an explicit
+//! [`OverflowPolicy`]; counters for written, retried, spooled and dropped records are
+//! exported through `metrics`.
 //!
 //! # Example
 //!

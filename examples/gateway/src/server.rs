@@ -10,7 +10,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -58,7 +58,7 @@ pub async fn serve(
         let conn = builder
             .serve_connection_with_upgrades(
                 TokioIo::new(stream),
-                PerConnection(Arc::new(Mutex::new(service.clone()))),
+                PerConnection(Mutex::new(service.clone())),
             )
             .into_owned();
         let conn = graceful.watch(conn);
@@ -79,8 +79,7 @@ pub async fn serve(
 }
 
 /// One connection's clone of the gateway service.
-#[derive(Clone)]
-struct PerConnection(Arc<Mutex<GatewayService>>);
+struct PerConnection(Mutex<GatewayService>);
 
 type ResponseFuture =
     Either<BoxFuture<'static, Result<Response, Infallible>>, Oneshot<GatewayService, Request>>;
@@ -108,6 +107,7 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt as _;
     use hyper_util::client::legacy::Client;
+    use std::sync::Arc;
     use tower::util::BoxCloneSyncService;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

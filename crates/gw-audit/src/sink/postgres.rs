@@ -243,23 +243,30 @@ impl PostgresSink {
                 tracing::warn!("audit postgres connection closed: {e}");
             }
         });
-        // Aborts the connection task if anything below fails.
-        let guard = AbortOnDrop(Some(task));
-        client.batch_execute(STAGING_DDL).await.map_err(err)?;
-        let copy = client
-            .prepare(&format!(
-                "COPY pg_temp.gw_audit_staging ({COLUMNS}) FROM STDIN (FORMAT binary)"
-            ))
-            .await
-            .map_err(err)?;
-        let insert = client.prepare(&self.insert_sql).await.map_err(err)?;
-        Ok(Conn {
-            client,
-            task: guard.take(),
-            generation,
-            copy,
-            insert,
-        })
+        let prepared = async {
+            client.batch_execute(STAGING_DDL).await?;
+            let copy = client
+                .prepare(&format!(
+                    "COPY pg_temp.gw_audit_staging ({COLUMNS}) FROM STDIN (FORMAT binary)"
+                ))
+                .await?;
+            let insert = client.prepare(&self.insert_sql).await?;
+            Ok((copy, insert))
+        }
+        .await;
+        match prepared {
+            Ok((copy, insert)) => Ok(Conn {
+                client,
+                task,
+                generation,
+                copy,
+                insert,
+            }),
+            Err(e) => {
+                task.abort();
+                Err(err(e))
+            }
+        }
     }
 
     async fn ensure_partitions(
@@ -367,23 +374,6 @@ impl PostgresSink {
                 Some(_stale) => {}
                 None => return self.open().await,
             }
-        }
-    }
-}
-
-/// Aborts a spawned task when dropped, unless taken.
-struct AbortOnDrop(Option<JoinHandle<()>>);
-
-impl AbortOnDrop {
-    fn take(mut self) -> JoinHandle<()> {
-        self.0.take().expect("taken once")
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
         }
     }
 }
