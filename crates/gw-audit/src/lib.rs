@@ -51,7 +51,7 @@
 //! let record = &sink.records()[0];
 //! assert_eq!(record.endpoint, "/api/v1/agents");
 //! assert_eq!(record.query_params["page"], "2");
-//! assert_eq!(record.request_headers.0["authorization"], "***REDACTED***");
+//! assert_eq!(record.request_headers.get("authorization"), Some("***REDACTED***"));
 //! assert_eq!(record.status_code, 200);
 //! # }
 //! ```

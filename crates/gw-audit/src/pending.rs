@@ -9,7 +9,7 @@ use gw_core::{
     CORRELATION_ID_HEADER, CausationId, CorrelationId, DecisionLog, Decisions, Principal,
 };
 use gw_problem::{Problem, ProblemType};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -31,13 +31,13 @@ pub(crate) struct Raw {
     causation_id: Option<CausationId>,
     method: Method,
     uri: Uri,
-    request_headers: HeaderMap,
+    request_headers: HeaderFields,
     request_body: Option<Value>,
     principal: Option<Principal>,
     decisions: Decisions,
     log: DecisionLog,
     status: Option<StatusCode>,
-    response_headers: HeaderMap,
+    response_headers: HeaderFields,
     error_type: Option<&'static str>,
     error_message: Option<Cow<'static, str>>,
     complete: bool,
@@ -77,7 +77,7 @@ impl Pending {
             decisions,
             log: DecisionLog::default(),
             status: None,
-            response_headers: HeaderMap::new(),
+            response_headers: HeaderFields::default(),
             error_type: None,
             error_message: None,
             complete: false,
@@ -212,7 +212,7 @@ impl Raw {
             http_method: method_name(&method),
             endpoint: uri.path().to_owned(),
             query_params: config.redactor.query(uri.query()),
-            request_headers: HeaderFields(request_headers),
+            request_headers,
             request_body,
             user_id: principal.map(|p| p.user_id.to_string()),
             customer_id: principal.map(|p| p.customer_id.to_string()),
@@ -226,7 +226,7 @@ impl Raw {
             decisions,
             policy_latency_us,
             status_code: i32::from(status),
-            response_headers: HeaderFields(response_headers),
+            response_headers,
             error_type,
             error_message,
             total_latency_us: micros(elapsed),

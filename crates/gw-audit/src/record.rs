@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use gw_core::Decision;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
@@ -125,25 +125,138 @@ impl AuditDecision {
     }
 }
 
-/// Headers of a record; serializes as a JSON object of name to value, or to an array of
-/// values when a header is repeated (values that are not UTF-8 are rendered lossily).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct HeaderFields(pub HeaderMap);
+/// Headers of a record: a compact, read-only snapshot of a `HeaderMap` (names and values
+/// in one string, so taking it costs two allocations however many headers there are).
+///
+/// Serializes as a JSON object of name to value, or to an array of values when a header is
+/// repeated. Values that are not UTF-8 are kept lossily (`U+FFFD`). Names are lower case.
+///
+/// ```
+/// use gw_audit::HeaderFields;
+/// use http::HeaderMap;
+///
+/// let mut h = HeaderMap::new();
+/// h.insert("accept", "application/json".parse().unwrap());
+/// h.append("x-tag", "a".parse().unwrap());
+/// h.append("x-tag", "b".parse().unwrap());
+/// let fields = HeaderFields::from(&h);
+/// assert_eq!(fields.get("Accept"), Some("application/json"));
+/// assert_eq!(fields.get_all("x-tag").collect::<Vec<_>>(), ["a", "b"]);
+/// assert_eq!(
+///     serde_json::to_value(&fields).unwrap(),
+///     serde_json::json!({ "accept": "application/json", "x-tag": ["a", "b"] })
+/// );
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct HeaderFields {
+    // Name and value of entry `i` are `text[start..name_end]` and `text[name_end..end]`,
+    // where `start` is the previous entry's `end` (0 for the first). Values of one name
+    // are adjacent, as `HeaderMap::iter` yields them.
+    text: String,
+    ends: Vec<(u32, u32)>,
+}
+
+impl HeaderFields {
+    /// A snapshot of `headers`, with the value of every header `redact` says yes to
+    /// replaced by `replacement`.
+    pub(crate) fn snapshot(
+        headers: &HeaderMap,
+        redact: impl Fn(&HeaderName) -> bool,
+        replacement: &str,
+    ) -> Self {
+        let mut size = 0;
+        for (name, value) in headers {
+            size += name.as_str().len() + value.len().max(replacement.len());
+        }
+        let mut out = Self {
+            text: String::with_capacity(size),
+            ends: Vec::with_capacity(headers.len()),
+        };
+        for (name, value) in headers {
+            if redact(name) {
+                out.push(name.as_str(), replacement);
+            } else {
+                out.push(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
+            }
+        }
+        out
+    }
+
+    fn push(&mut self, name: &str, value: &str) {
+        self.text.push_str(name);
+        let name_end = self.text.len();
+        self.text.push_str(value);
+        // A header map larger than 4 GiB cannot be received; saturate rather than wrap.
+        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.ends.push((at(name_end), at(self.text.len())));
+    }
+
+    /// Number of header values (a repeated header counts once per value).
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are no headers.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Every `(name, value)`, in order; the values of a repeated header are adjacent.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let mut start = 0;
+        self.ends.iter().map(move |&(name_end, end)| {
+            let (s, n, e) = (start, name_end as usize, end as usize);
+            start = e;
+            (&self.text[s..n], &self.text[n..e])
+        })
+    }
+
+    /// The first value of `name` (compared case-insensitively).
+    pub fn get<'a>(&'a self, name: &str) -> Option<&'a str> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Every value of `name` (compared case-insensitively), in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+}
+
+/// Equal when both hold the same values for every name, in the same order per name; the
+/// order of different names does not matter (as for `HeaderMap`).
+impl PartialEq for HeaderFields {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .all(|(name, _)| self.get_all(name).eq(other.get_all(name)))
+    }
+}
+
+impl Eq for HeaderFields {}
+
+impl From<&HeaderMap> for HeaderFields {
+    /// A snapshot of every header, nothing redacted.
+    fn from(headers: &HeaderMap) -> Self {
+        Self::snapshot(headers, |_| false, "")
+    }
+}
 
 impl Serialize for HeaderFields {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.keys_len()))?;
-        for name in self.0.keys() {
-            let mut values = self.0.get_all(name).iter();
-            let first = values.next().map(|v| String::from_utf8_lossy(v.as_bytes()));
-            let rest: Vec<_> = values
-                .map(|v| String::from_utf8_lossy(v.as_bytes()))
-                .collect();
-            if rest.is_empty() {
-                map.serialize_entry(name.as_str(), &first)?;
+        let all: Vec<(&str, &str)> = self.iter().collect();
+        let runs = all.chunk_by(|a, b| a.0 == b.0);
+        let mut map = s.serialize_map(Some(runs.clone().count()))?;
+        for run in runs {
+            if let [(name, value)] = run {
+                map.serialize_entry(name, value)?;
             } else {
-                let all: Vec<_> = first.into_iter().chain(rest).collect();
-                map.serialize_entry(name.as_str(), &all)?;
+                let values: Vec<&str> = run.iter().map(|(_, v)| *v).collect();
+                map.serialize_entry(run[0].0, &values)?;
             }
         }
         map.end()
@@ -159,19 +272,16 @@ impl<'de> Deserialize<'de> for HeaderFields {
             Many(Vec<String>),
         }
         let raw = std::collections::BTreeMap::<String, OneOrMany>::deserialize(d)?;
-        let mut headers = HeaderMap::with_capacity(raw.len());
+        let mut out = Self::default();
         for (name, values) in raw {
+            // Only valid header names, in the snapshot's lower case.
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(serde::de::Error::custom)?;
-            let values = match values {
-                OneOrMany::One(v) => vec![v],
-                OneOrMany::Many(v) => v,
-            };
-            for v in values {
-                let v = HeaderValue::from_str(&v).map_err(serde::de::Error::custom)?;
-                headers.append(name.clone(), v);
+            match values {
+                OneOrMany::One(v) => out.push(name.as_str(), &v),
+                OneOrMany::Many(vs) => vs.iter().for_each(|v| out.push(name.as_str(), v)),
             }
         }
-        Ok(Self(headers))
+        Ok(out)
     }
 }
 
@@ -209,9 +319,9 @@ pub(crate) fn sample(n: u32) -> AuditRecord {
         http_method: "GET".into(),
         endpoint: "/api/v1/agents".into(),
         query_params: serde_json::json!({}),
-        request_headers: HeaderFields(HeaderMap::from_iter([(
+        request_headers: HeaderFields::from(&HeaderMap::from_iter([(
             http::header::ACCEPT,
-            HeaderValue::from_static("application/json"),
+            http::HeaderValue::from_static("application/json"),
         )])),
         request_body: None,
         user_id: Some("u1".into()),

@@ -6,6 +6,8 @@ use http::HeaderMap;
 use http::header::HeaderName;
 use serde_json::{Map, Value};
 
+use crate::record::HeaderFields;
+
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "***REDACTED***";
 
@@ -59,14 +61,8 @@ impl Default for Redactor {
 
 impl Redactor {
     /// A copy of `headers` in which every redacted header's values are replaced.
-    pub(crate) fn headers(&self, headers: &HeaderMap) -> HeaderMap {
-        let mut out = headers.clone();
-        for (name, value) in out.iter_mut() {
-            if self.headers.contains(name) {
-                *value = http::HeaderValue::from_static(REDACTED);
-            }
-        }
-        out
+    pub(crate) fn headers(&self, headers: &HeaderMap) -> HeaderFields {
+        HeaderFields::snapshot(headers, |name| self.headers.contains(name), REDACTED)
     }
 
     fn is_redacted_field(&self, name: &str) -> bool {
@@ -157,9 +153,7 @@ mod tests {
         }
         h.append("cookie", "second=1".parse().unwrap());
         h.insert("accept", "application/json".parse().unwrap());
-        let out =
-            serde_json::to_value(crate::record::HeaderFields(Redactor::default().headers(&h)))
-                .unwrap();
+        let out = serde_json::to_value(Redactor::default().headers(&h)).unwrap();
         for name in DEFAULT_REDACTED_HEADERS {
             if name == "cookie" {
                 // Each value is replaced; the number of values stays visible.

@@ -128,8 +128,8 @@ async fn every_field_is_recorded() {
         r.query_params,
         serde_json::json!({"dry_run": "true", "tag": ["a", "b"]})
     );
-    assert_eq!(r.request_headers.0["authorization"], REDACTED);
-    assert_eq!(r.request_headers.0["x-correlation-id"], "corr-1");
+    assert_eq!(r.request_headers.get("authorization"), Some(REDACTED));
+    assert_eq!(r.request_headers.get("x-correlation-id"), Some("corr-1"));
     assert_eq!(
         r.request_body,
         Some(serde_json::json!({"name": "agent", "config": {"password": REDACTED}}))
@@ -149,8 +149,8 @@ async fn every_field_is_recorded() {
     );
     assert_eq!(r.policy_latency_us, 12);
     assert_eq!(r.status_code, 200);
-    assert_eq!(r.response_headers.0["set-cookie"], REDACTED);
-    assert_eq!(r.response_headers.0["x-upstream"], "plant");
+    assert_eq!(r.response_headers.get("set-cookie"), Some(REDACTED));
+    assert_eq!(r.response_headers.get("x-upstream"), Some("plant"));
     assert_eq!(r.error_type, None);
     assert_eq!(r.error_message, None);
     assert!(r.total_latency_us >= 0);
@@ -197,9 +197,9 @@ async fn configured_headers_and_fields_are_redacted_too() {
         "x-service-signature",
         "proxy-authorization",
     ] {
-        let values = r.request_headers.0.get_all(h);
-        assert!(values.iter().count() >= 1, "{h}");
-        assert!(values.iter().all(|v| v == REDACTED), "{h}");
+        let values: Vec<&str> = r.request_headers.get_all(h).collect();
+        assert!(!values.is_empty(), "{h}");
+        assert!(values.iter().all(|v| *v == REDACTED), "{h}");
     }
     assert_eq!(
         r.request_body,
