@@ -78,11 +78,7 @@ impl AuditLayer {
     /// Redacts these headers too, besides the default list.
     pub fn redact_headers(self, names: impl IntoIterator<Item = HeaderName>) -> Self {
         let extra: Vec<HeaderName> = names.into_iter().collect();
-        self.map(|c| {
-            let mut all = c.redactor.headers.to_vec();
-            all.extend(extra);
-            c.redactor.headers = all.into();
-        })
+        self.map(|c| c.redactor.add_headers(extra))
     }
 
     /// Redacts these JSON body and query fields too (case-insensitive), besides the

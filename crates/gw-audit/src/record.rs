@@ -176,7 +176,10 @@ impl HeaderFields {
             if redact(name) {
                 out.push(name.as_str(), replacement);
             } else {
-                out.push(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
+                match std::str::from_utf8(value.as_bytes()) {
+                    Ok(text) => out.push(name.as_str(), text),
+                    Err(_) => out.push(name.as_str(), &String::from_utf8_lossy(value.as_bytes())),
+                }
             }
         }
         out

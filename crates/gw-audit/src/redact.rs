@@ -40,29 +40,48 @@ pub const DEFAULT_REDACTED_FIELDS: [&str; 10] = [
 /// The redaction rules of one [`AuditLayer`](crate::AuditLayer).
 #[derive(Debug, Clone)]
 pub(crate) struct Redactor {
-    pub(crate) headers: Arc<[HeaderName]>,
+    headers: Arc<[HeaderName]>,
+    // Bit `n` is set when a redacted header name is `n` bytes long (63 for 63 and more):
+    // most headers are told apart by their length alone.
+    header_lengths: u64,
     pub(crate) fields: Arc<[String]>,
 }
 
 impl Default for Redactor {
     fn default() -> Self {
-        Self {
-            headers: DEFAULT_REDACTED_HEADERS
-                .iter()
-                .map(|h| HeaderName::from_static(h))
-                .collect(),
+        let mut redactor = Self {
+            headers: Arc::from([]),
+            header_lengths: 0,
             fields: DEFAULT_REDACTED_FIELDS
                 .iter()
                 .map(|f| (*f).to_owned())
                 .collect(),
-        }
+        };
+        redactor.add_headers(DEFAULT_REDACTED_HEADERS.map(HeaderName::from_static));
+        redactor
     }
 }
 
+fn length_bit(name: &HeaderName) -> u64 {
+    1 << name.as_str().len().min(63)
+}
+
 impl Redactor {
-    /// A copy of `headers` in which every redacted header's values are replaced.
+    /// Redacts the headers `names` too.
+    pub(crate) fn add_headers(&mut self, names: impl IntoIterator<Item = HeaderName>) {
+        let mut all = self.headers.to_vec();
+        all.extend(names);
+        self.header_lengths = all.iter().fold(0, |m, n| m | length_bit(n));
+        self.headers = all.into();
+    }
+
+    fn is_redacted_header(&self, name: &HeaderName) -> bool {
+        self.header_lengths & length_bit(name) != 0 && self.headers.contains(name)
+    }
+
+    /// A snapshot of `headers` in which every redacted header's values are replaced.
     pub(crate) fn headers(&self, headers: &HeaderMap) -> HeaderFields {
-        HeaderFields::snapshot(headers, |name| self.headers.contains(name), REDACTED)
+        HeaderFields::snapshot(headers, |name| self.is_redacted_header(name), REDACTED)
     }
 
     fn is_redacted_field(&self, name: &str) -> bool {
