@@ -57,8 +57,6 @@ struct Route<T> {
 type Rank = (usize, usize, bool, bool);
 
 /// Captured `(name, value)` pairs.
-type Params<'r, 'p> = Vec<(&'r str, &'p str)>;
-
 impl<T> Route<T> {
     fn parse(spec: &str, value: T) -> Result<Self, PatternError> {
         let err = |reason| PatternError {
@@ -126,18 +124,6 @@ impl<T> Route<T> {
             Segment::Param(_) => true,
         })
     }
-
-    /// The `{param}` values of a path this route matches.
-    fn params<'r, 'p>(&'r self, path: &[&'p str]) -> Params<'r, 'p> {
-        self.segments
-            .iter()
-            .zip(path)
-            .filter_map(|(seg, got)| match seg {
-                Segment::Param(name) => Some((&**name, *got)),
-                Segment::Literal(_) => None,
-            })
-            .collect()
-    }
 }
 
 /// Calls `f` with the non-empty segments of the normalized `path`, split once (on the
@@ -193,24 +179,33 @@ fn parse_segment(seg: &str) -> Result<Segment, &'static str> {
     }
 }
 
-/// A successful match.
+/// A successful match. Captured parameters are read from the matched path on demand, so
+/// a match allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch<'r, 'p, T> {
     /// The route as it was written.
     pub route: &'r str,
     /// The value stored with the route.
     pub value: &'r T,
-    /// Captured `{param}` values, in pattern order.
-    pub params: Params<'r, 'p>,
+    segments: &'r [Segment],
+    path: &'p str,
 }
 
-impl<'p, T> RouteMatch<'_, 'p, T> {
+impl<'r, 'p, T> RouteMatch<'r, 'p, T> {
+    /// Captured `{param}` values as `(name, value)`, in pattern order.
+    pub fn params(&self) -> impl Iterator<Item = (&'r str, &'p str)> + use<'r, 'p, T> {
+        self.segments
+            .iter()
+            .zip(self.path.split('/').filter(|s| !s.is_empty()))
+            .filter_map(|(seg, got)| match seg {
+                Segment::Param(name) => Some((&**name, got)),
+                Segment::Literal(_) => None,
+            })
+    }
+
     /// The captured value of parameter `name`.
     pub fn param(&self, name: &str) -> Option<&'p str> {
-        self.params
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
+        self.params().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 }
 
@@ -270,7 +265,8 @@ impl<T> RouteSet<T> {
             Some(RouteMatch {
                 route: &route.spec,
                 value: &route.value,
-                params: route.params(segments),
+                segments: &route.segments,
+                path,
             })
         })
     }
