@@ -164,12 +164,10 @@ impl HeaderFields {
         redact: impl Fn(&HeaderName) -> bool,
         replacement: &str,
     ) -> Self {
-        let mut size = 0;
-        for (name, value) in headers {
-            size += name.as_str().len() + value.len().max(replacement.len());
-        }
+        // Room for typical headers (a second pass to size it exactly costs more than the
+        // occasional growth).
         let mut out = Self {
-            text: String::with_capacity(size),
+            text: String::with_capacity(headers.len() * 40),
             ends: Vec::with_capacity(headers.len()),
         };
         for (name, value) in headers {

@@ -196,7 +196,7 @@ impl<'r, 'p, T> RouteMatch<'r, 'p, T> {
     pub fn params(&self) -> impl Iterator<Item = (&'r str, &'p str)> + use<'r, 'p, T> {
         self.segments
             .iter()
-            .zip(self.path.split('/').filter(|s| !s.is_empty()))
+            .zip(Segments(self.path))
             .filter_map(|(seg, got)| match seg {
                 Segment::Param(name) => Some((&**name, got)),
                 Segment::Literal(_) => None,
@@ -206,6 +206,24 @@ impl<'r, 'p, T> RouteMatch<'r, 'p, T> {
     /// The captured value of parameter `name`.
     pub fn param(&self, name: &str) -> Option<&'p str> {
         self.params().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+}
+
+/// The non-empty segments of a path, in order.
+struct Segments<'p>(&'p str);
+
+impl<'p> Iterator for Segments<'p> {
+    type Item = &'p str;
+
+    fn next(&mut self) -> Option<&'p str> {
+        let rest = self.0.trim_start_matches('/');
+        if rest.is_empty() {
+            self.0 = rest;
+            return None;
+        }
+        let end = rest.bytes().position(|b| b == b'/').unwrap_or(rest.len());
+        self.0 = &rest[end..];
+        Some(&rest[..end])
     }
 }
 
