@@ -208,15 +208,19 @@ impl Raw {
             causation_id: causation_id.as_ref().map(|c| c.as_str().to_owned()),
             timestamp,
             gateway_type: config.gateway_type.map(|g| Cow::Borrowed(g.as_str())),
-            request_id: id.to_string(),
+            request_id: id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .to_owned(),
             http_method: method_name(&method),
             endpoint: uri.path().to_owned(),
             query_params: config.redactor.query(uri.query()),
             request_headers,
             request_body,
-            user_id: principal.map(|p| p.user_id.to_string()),
-            customer_id: principal.map(|p| p.customer_id.to_string()),
-            email: principal.map(|p| p.email.to_string()),
+            // `String::from(&str)`: a copy, without the formatting machinery of `to_string`.
+            user_id: principal.map(|p| String::from(&*p.user_id)),
+            customer_id: principal.map(|p| String::from(&*p.customer_id)),
+            email: principal.map(|p| String::from(&*p.email)),
             roles: principal.map_or_else(|| Arc::from([]), |p| p.roles.clone()),
             trial_mode: principal.is_some_and(Principal::is_trial),
             policies_evaluated: decisions
