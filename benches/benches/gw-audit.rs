@@ -136,7 +136,7 @@ fn record(now: SystemTime, n: u64) -> AuditRecord {
         http_method: "POST".into(),
         endpoint: format!("/api/v1/agents/{}/runs", n % 50),
         query_params: serde_json::json!({"page": "2"}),
-        request_headers: HeaderFields(headers),
+        request_headers: HeaderFields::from(&headers),
         request_body: Some(serde_json::json!({"task": "summarize", "password": "***REDACTED***"})),
         user_id: Some(format!("user-{user}")),
         customer_id: Some(format!("cust-{}", user % 100)),
