@@ -220,53 +220,111 @@ pub fn decide(action: Option<&str>, approval: ApprovalState) -> GovernorDecision
     }
 }
 
-/// Evaluates the governor policy for one request.
+/// A sensitive request, before its approval is checked.
+#[derive(Debug)]
+pub(crate) struct Sensitive<'a> {
+    action: &'a Arc<str>,
+    principal: Option<&'a Principal>,
+    user_id: &'a str,
+    /// The presented token to consume, or the approval state when there is none to check.
+    pub token: Result<&'a str, ApprovalState>,
+}
+
+impl<'a> Sensitive<'a> {
+    /// What the approval must be bound to.
+    pub fn binding(&self, resource: &'a str) -> ApprovalBinding<'a> {
+        ApprovalBinding {
+            action: self.action,
+            resource,
+            user_id: self.user_id,
+        }
+    }
+}
+
+/// The governor policy up to the store: `Err` with the result when the request is not
+/// sensitive, otherwise the sensitive request whose approval [`conclude`] decides.
+pub(crate) fn plan<'a>(
+    cfg: &'a GovernorConfig,
+    parts: &'a Parts,
+    path: &str,
+) -> Result<Sensitive<'a>, PolicyResult> {
+    let Some(found) = cfg.routes.find(&parts.method, path) else {
+        return Err(PolicyResult::skip(GovernorDecision::NotSensitive.reason()));
+    };
+    let principal = parts.extensions.get::<Principal>();
+    let token = match parts
+        .headers
+        .get(&cfg.token_header)
+        .map(HeaderValue::to_str)
+    {
+        None => Err(ApprovalState::Missing),
+        Some(Ok(token)) if token.trim().is_empty() => Err(ApprovalState::Missing),
+        Some(Err(_)) => Err(ApprovalState::Invalid),
+        Some(Ok(token)) => Ok(token.trim()),
+    };
+    Ok(Sensitive {
+        action: found.value,
+        principal,
+        user_id: principal.map_or("", |p| &*p.user_id),
+        token,
+    })
+}
+
+/// Evaluates the governor policy for one request, waiting for the store.
 pub(crate) async fn evaluate(
     cfg: &GovernorConfig,
     parts: &Parts,
     path: &str,
     now: SystemTime,
 ) -> Result<PolicyResult, BackendError> {
-    let Some(found) = cfg.routes.find(&parts.method, path) else {
-        return Ok(PolicyResult::skip(GovernorDecision::NotSensitive.reason()));
+    let sensitive = match plan(cfg, parts, path) {
+        Ok(sensitive) => sensitive,
+        Err(result) => return Ok(result),
     };
-    let action = found.value;
-    let principal = parts.extensions.get::<Principal>();
-    let user_id = principal.map_or("", |p| &*p.user_id);
-    let binding = ApprovalBinding {
+    let check = match sensitive.token {
+        Ok(token) => Some(
+            cfg.store
+                .consume(token, sensitive.binding(path), now)
+                .await?,
+        ),
+        Err(_) => None,
+    };
+    Ok(conclude(cfg, parts, path, &sensitive, check))
+}
+
+/// Decides a sensitive request from the store's answer (`None` when there was no token
+/// to check).
+pub(crate) fn conclude(
+    cfg: &GovernorConfig,
+    parts: &Parts,
+    path: &str,
+    sensitive: &Sensitive<'_>,
+    check: Option<ApprovalCheck>,
+) -> PolicyResult {
+    let &Sensitive {
         action,
-        resource: path,
+        principal,
         user_id,
-    };
+        token,
+    } = sensitive;
     let mut effects = Effects::default();
-    let state = match parts
-        .headers
-        .get(&cfg.token_header)
-        .map(HeaderValue::to_str)
-    {
-        None => ApprovalState::Missing,
-        Some(Ok(token)) if token.trim().is_empty() => ApprovalState::Missing,
-        Some(Err(_)) => ApprovalState::Invalid,
-        Some(Ok(token)) => {
-            let token = token.trim();
-            match cfg.store.consume(token, binding, now).await? {
-                ApprovalCheck::Approved { expires_at } => {
-                    effects.approval = Some(Box::new(ConsumedApproval {
-                        token: token.to_owned(),
-                        action: action.clone(),
-                        resource: path.to_owned(),
-                        user_id: user_id.to_owned(),
-                        expires_at,
-                    }));
-                    ApprovalState::Valid
-                }
-                ApprovalCheck::Invalid => ApprovalState::Invalid,
-            }
+    let state = match (token, check) {
+        (Err(state), _) => state,
+        (Ok(token), Some(ApprovalCheck::Approved { expires_at })) => {
+            effects.approval = Some(Box::new(ConsumedApproval {
+                token: token.to_owned(),
+                action: action.clone(),
+                resource: path.to_owned(),
+                user_id: user_id.to_owned(),
+                expires_at,
+            }));
+            ApprovalState::Valid
         }
+        (Ok(_), _) => ApprovalState::Invalid,
     };
     let decision = decide(Some(action), state);
     if decision.allows() {
-        return Ok(PolicyResult::allow(decision.reason(), effects));
+        return PolicyResult::allow(decision.reason(), effects);
     }
     let governor_id = principal
         .and_then(|p| p.governor_agent_id.as_deref())
@@ -302,7 +360,7 @@ pub(crate) async fn evaluate(
     {
         rejection = rejection.header(AGENT_ID_HEADER.clone(), v);
     }
-    Ok(PolicyResult::deny(decision.reason(), rejection))
+    PolicyResult::deny(decision.reason(), rejection)
 }
 
 #[cfg(test)]
