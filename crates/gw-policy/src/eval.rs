@@ -7,7 +7,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use gw_core::{BackendError, Decision, Decisions, FailMode, TargetBackend};
+use gw_core::{BackendError, Decision, Decisions, FailMode, Principal, TargetBackend};
 use gw_problem::{Problem, ProblemType};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
@@ -17,6 +17,16 @@ use crate::trial::{RATELIMIT, RATELIMIT_POLICY};
 
 /// Name of this layer in decision records.
 pub(crate) const LAYER: &str = "policy";
+
+/// The request as every policy sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Subject<'a> {
+    pub parts: &'a Parts,
+    /// The request's principal, looked up once for all policies.
+    pub principal: Option<&'a Principal>,
+    /// The normalized path.
+    pub path: &'a str,
+}
 
 /// `RateLimit-Policy` and `RateLimit` values of a counted task.
 #[derive(Debug, Clone)]
@@ -42,11 +52,18 @@ impl Headers {
             map.insert(RATELIMIT.clone(), r.limit);
         }
         if let Some(target) = self.target {
-            map.insert(
-                TargetBackend::HEADER,
-                HeaderValue::from_static(target.as_str()),
-            );
+            map.insert(TargetBackend::HEADER, target_value(target));
         }
+    }
+}
+
+/// The `X-Target-Backend` value of `target`.
+pub(crate) fn target_value(target: TargetBackend) -> HeaderValue {
+    const SANDBOX: HeaderValue = HeaderValue::from_static(TargetBackend::Sandbox.as_str());
+    const PRODUCTION: HeaderValue = HeaderValue::from_static(TargetBackend::Production.as_str());
+    match target {
+        TargetBackend::Sandbox => SANDBOX,
+        TargetBackend::Production => PRODUCTION,
     }
 }
 

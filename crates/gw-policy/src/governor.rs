@@ -5,12 +5,11 @@ use std::time::SystemTime;
 
 use gw_core::{BackendError, PatternError, Principal, RouteSet};
 use gw_problem::{Problem, ProblemType};
-use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::config::PolicySettings;
-use crate::eval::{ConsumedApproval, Effects, PolicyResult, Rejection};
+use crate::eval::{ConsumedApproval, Effects, PolicyResult, Rejection, Subject};
 use crate::store::memory::MemoryApprovalStore;
 use crate::store::{ApprovalBinding, ApprovalCheck, ApprovalStore};
 
@@ -245,13 +244,16 @@ impl<'a> Sensitive<'a> {
 /// sensitive, otherwise the sensitive request whose approval [`conclude`] decides.
 pub(crate) fn plan<'a>(
     cfg: &'a GovernorConfig,
-    parts: &'a Parts,
-    path: &str,
+    req: Subject<'a>,
 ) -> Result<Sensitive<'a>, PolicyResult> {
+    let Subject {
+        parts,
+        principal,
+        path,
+    } = req;
     let Some(found) = cfg.routes.find(&parts.method, path) else {
         return Err(PolicyResult::skip(GovernorDecision::NotSensitive.reason()));
     };
-    let principal = parts.extensions.get::<Principal>();
     let token = match parts
         .headers
         .get(&cfg.token_header)
@@ -273,34 +275,33 @@ pub(crate) fn plan<'a>(
 /// Evaluates the governor policy for one request, waiting for the store.
 pub(crate) async fn evaluate(
     cfg: &GovernorConfig,
-    parts: &Parts,
-    path: &str,
+    req: Subject<'_>,
     now: SystemTime,
 ) -> Result<PolicyResult, BackendError> {
-    let sensitive = match plan(cfg, parts, path) {
+    let sensitive = match plan(cfg, req) {
         Ok(sensitive) => sensitive,
         Err(result) => return Ok(result),
     };
     let check = match sensitive.token {
         Ok(token) => Some(
             cfg.store
-                .consume(token, sensitive.binding(path), now)
+                .consume(token, sensitive.binding(req.path), now)
                 .await?,
         ),
         Err(_) => None,
     };
-    Ok(conclude(cfg, parts, path, &sensitive, check))
+    Ok(conclude(cfg, req, &sensitive, check))
 }
 
 /// Decides a sensitive request from the store's answer (`None` when there was no token
 /// to check).
 pub(crate) fn conclude(
     cfg: &GovernorConfig,
-    parts: &Parts,
-    path: &str,
+    req: Subject<'_>,
     sensitive: &Sensitive<'_>,
     check: Option<ApprovalCheck>,
 ) -> PolicyResult {
+    let Subject { parts, path, .. } = req;
     let &Sensitive {
         action,
         principal,

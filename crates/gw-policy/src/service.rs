@@ -7,14 +7,16 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use gw_core::{Decisions, TargetBackend, normalize_path};
+use gw_core::{Decisions, Principal, TargetBackend, normalize_path};
 use gw_problem::Problem;
 use http::request::Parts;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use tower_service::Service;
 
 use crate::config::{FLAG_GOVERNOR_APPROVAL, FLAG_SANDBOX_ROUTING, FLAG_TRIAL_MODE};
-use crate::eval::{Effects, Evaluated, Headers, Rejection, disabled, settle, timed, within};
+use crate::eval::{
+    Effects, Evaluated, Headers, Rejection, Subject, disabled, settle, target_value, timed, within,
+};
 use crate::future::ResponseFuture;
 use crate::layer::PolicyLayer;
 use crate::store::ApprovalBinding;
@@ -134,14 +136,18 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
             Ok(path) => path,
             Err(e) => return Err(Rejection::problem(Problem::from(e), shared)),
         };
-        let path = &*path;
+        let req = Subject {
+            parts: shared,
+            principal: shared.extensions.get::<Principal>(),
+            path: &path,
+        };
         // The three run concurrently, polled in place (no combinator to move them into).
         let trial = pin!(async {
             if !start.trial_on {
                 return disabled("trial_mode");
             }
             let settings = cfg.trial.settings;
-            let fut = pin!(trial::evaluate(&cfg.trial, shared, path, now));
+            let fut = pin!(trial::evaluate(&cfg.trial, req, now));
             let (result, latency) = timed(settings, started, fut).await;
             settle("trial_mode", settings, shared, latency, result)
         });
@@ -150,7 +156,7 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
                 return disabled("governor_approval");
             }
             let settings = cfg.governor.settings;
-            let fut = pin!(governor::evaluate(&cfg.governor, shared, path, now));
+            let fut = pin!(governor::evaluate(&cfg.governor, req, now));
             let (result, latency) = timed(settings, started, fut).await;
             settle("governor_approval", settings, shared, latency, result)
         });
@@ -158,7 +164,7 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
             if !start.sandbox_on {
                 return disabled("sandbox_routing");
             }
-            sandbox_routing(cfg, shared)
+            sandbox_routing(cfg, req)
         });
         join3_in_place(trial, governor, sandbox).await
     };
@@ -185,10 +191,14 @@ fn evaluate_inline(cfg: &PolicyLayer, parts: &mut Parts) -> Option<Result<Header
             Ok(path) => path,
             Err(e) => return Some(Err(Rejection::problem(Problem::from(e), shared))),
         };
-        let path = &*path;
+        let req = Subject {
+            parts: shared,
+            principal: shared.extensions.get::<Principal>(),
+            path: &path,
+        };
         let t = if start.trial_on {
             let trial = &cfg.trial;
-            let result = match trial::plan(trial, shared, path, now) {
+            let result = match trial::plan(trial, req, now) {
                 trial::Plan::Decided(result) => Ok(result),
                 trial::Plan::Count(task) => {
                     let acquire = trial.store.acquire(&task.key, trial.limit, task.reset_at());
@@ -201,17 +211,17 @@ fn evaluate_inline(cfg: &PolicyLayer, parts: &mut Parts) -> Option<Result<Header
         };
         let g = if start.governor_on {
             let governor = &cfg.governor;
-            let result = match governor::plan(governor, shared, path) {
+            let result = match governor::plan(governor, req) {
                 Err(result) => Ok(result),
                 Ok(sensitive) => {
                     let check = match sensitive.token {
                         Ok(token) => {
-                            let binding = sensitive.binding(path);
+                            let binding = sensitive.binding(req.path);
                             ready_now(governor.store.consume(token, binding, now))?.map(Some)
                         }
                         Err(_) => Ok(None),
                     };
-                    check.map(|c| governor::conclude(governor, shared, path, &sensitive, c))
+                    check.map(|c| governor::conclude(governor, req, &sensitive, c))
                 }
             };
             settle(
@@ -225,7 +235,7 @@ fn evaluate_inline(cfg: &PolicyLayer, parts: &mut Parts) -> Option<Result<Header
             disabled("governor_approval")
         };
         let s = if start.sandbox_on {
-            sandbox_routing(cfg, shared)
+            sandbox_routing(cfg, req)
         } else {
             disabled("sandbox_routing")
         };
@@ -252,12 +262,12 @@ fn ready_now<F: Future>(fut: F) -> Option<F::Output> {
 }
 
 /// Sandbox routing: pure and synchronous, so nothing to time out.
-fn sandbox_routing(cfg: &PolicyLayer, parts: &Parts) -> Evaluated {
-    let result = sandbox::evaluate(&cfg.sandbox, parts);
+fn sandbox_routing(cfg: &PolicyLayer, req: Subject<'_>) -> Evaluated {
+    let result = sandbox::evaluate(&cfg.sandbox, req.principal);
     settle(
         "sandbox_routing",
         cfg.sandbox.settings,
-        parts,
+        req.parts,
         None,
         Some(result),
     )
@@ -282,17 +292,20 @@ fn finish(
     if let Some(rejection) = t.rejection.take().or_else(|| g.rejection.take()) {
         return Err(rejection);
     }
-    if start.sandbox_on {
-        // Routing is the gateway's call: never forward a client's own choice.
-        parts.headers.remove(&TargetBackend::HEADER);
-    }
     let target = s.effects.target;
-    if let Some(target) = target {
-        parts.extensions.insert(target);
-        parts.headers.insert(
-            TargetBackend::HEADER,
-            HeaderValue::from_static(target.as_str()),
-        );
+    match target {
+        Some(target) => {
+            parts.extensions.insert(target);
+            // Replaces whatever the client sent: routing is the gateway's call.
+            parts
+                .headers
+                .insert(TargetBackend::HEADER, target_value(target));
+        }
+        // Never forward a client's own choice.
+        None if start.sandbox_on => {
+            parts.headers.remove(&TargetBackend::HEADER);
+        }
+        None => {}
     }
     Ok(Headers {
         ratelimit: t

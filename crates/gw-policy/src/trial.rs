@@ -3,13 +3,13 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use gw_core::{BackendError, PatternError, Principal, RouteSet};
+use gw_core::{BackendError, PatternError, RouteSet};
 use gw_problem::{Problem, ProblemType};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method};
 
 use crate::config::PolicySettings;
-use crate::eval::{Effects, PolicyResult, RateLimit, Rejection};
+use crate::eval::{Effects, PolicyResult, RateLimit, Rejection, Subject};
 use crate::store::memory::MemoryUsageStore;
 use crate::store::{Usage, UsageStore, unix_millis};
 use crate::time::{DayWindow, rfc3339};
@@ -275,8 +275,12 @@ pub(crate) enum Plan {
 }
 
 /// Evaluates the trial policy for one request up to the point where it needs the store.
-pub(crate) fn plan(cfg: &TrialConfig, parts: &Parts, path: &str, now: SystemTime) -> Plan {
-    let principal = parts.extensions.get::<Principal>();
+pub(crate) fn plan(cfg: &TrialConfig, req: Subject<'_>, now: SystemTime) -> Plan {
+    let Subject {
+        parts,
+        principal,
+        path,
+    } = req;
     let trial = principal.and_then(|p| p.trial);
     let input = TrialInput {
         is_trial: trial.is_some(),
@@ -383,18 +387,17 @@ pub(crate) fn conclude(cfg: &TrialConfig, parts: &Parts, task: Task, usage: Usag
 /// Evaluates the trial policy for one request, waiting for the store.
 pub(crate) async fn evaluate(
     cfg: &TrialConfig,
-    parts: &Parts,
-    path: &str,
+    req: Subject<'_>,
     now: SystemTime,
 ) -> Result<PolicyResult, BackendError> {
-    match plan(cfg, parts, path, now) {
+    match plan(cfg, req, now) {
         Plan::Decided(result) => Ok(result),
         Plan::Count(task) => {
             let usage = cfg
                 .store
                 .acquire(&task.key, cfg.limit, task.reset_at())
                 .await?;
-            Ok(conclude(cfg, parts, task, usage))
+            Ok(conclude(cfg, req.parts, task, usage))
         }
     }
 }
