@@ -108,15 +108,18 @@ impl<T> Route<T> {
         })
     }
 
+    /// Whether the route is for `method` (or for every method).
+    fn allows(&self, method: &Method) -> bool {
+        self.methods.as_ref().is_none_or(|m| m.contains(method))
+    }
+
     /// Whether the path, split into its segments, matches.
     fn is_match(&self, method: &Method, path: &[&str]) -> bool {
         let n = self.segments.len();
         if path.len() < n || (!self.subtree && path.len() != n) {
             return false;
         }
-        if let Some(methods) = &self.methods
-            && !methods.contains(method)
-        {
+        if !self.allows(method) {
             return false;
         }
         self.segments.iter().zip(path).all(|(seg, got)| match seg {
@@ -291,9 +294,14 @@ impl<T> RouteSet<T> {
 
     /// Whether any route matches `method` and the normalized `path`.
     pub fn matches(&self, method: &Method, path: &str) -> bool {
-        !self.routes.is_empty()
-            && path.starts_with('/')
-            && with_segments(path, |segments| {
+        if self.routes.is_empty() || !path.starts_with('/') {
+            return false;
+        }
+        // A `/*` route for this method matches every path: no need to split it.
+        self.routes
+            .iter()
+            .any(|r| r.segments.is_empty() && r.subtree && r.allows(method))
+            || with_segments(path, |segments| {
                 self.routes.iter().any(|r| r.is_match(method, segments))
             })
     }
@@ -365,6 +373,18 @@ mod tests {
         let m = set.find(&Method::DELETE, "/api/v1/agents/7").unwrap();
         assert_eq!(m.param("id"), Some("7"));
         assert_eq!(m.route, "DELETE /api/v1/agents/{id}");
+    }
+
+    #[test]
+    fn a_method_scoped_catch_all_matches_every_path_for_its_methods() {
+        let set = RouteSet::from_routes(["POST,DELETE /*", "GET /reports/*"]).unwrap();
+        for path in ["/", "/a", "/a/b/c"] {
+            assert!(set.matches(&Method::POST, path), "{path}");
+            assert!(set.matches(&Method::DELETE, path), "{path}");
+            assert!(!set.matches(&Method::GET, path), "{path}");
+        }
+        assert!(set.matches(&Method::GET, "/reports/1"));
+        assert!(!set.matches(&Method::POST, "no-slash"));
     }
 
     #[test]

@@ -7,24 +7,71 @@ use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use gw_core::{BackendError, Decision, Decisions, FailMode, TargetBackend};
+use gw_core::{BackendError, Decision, Decisions, FailMode, Principal, TargetBackend};
 use gw_problem::{Problem, ProblemType};
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use crate::config::PolicySettings;
+use crate::trial::{RATELIMIT, RATELIMIT_POLICY};
 
 /// Name of this layer in decision records.
 pub(crate) const LAYER: &str = "policy";
 
+/// The request as every policy sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Subject<'a> {
+    pub parts: &'a Parts,
+    /// The request's principal, looked up once for all policies.
+    pub principal: Option<&'a Principal>,
+    /// The normalized path.
+    pub path: &'a str,
+}
+
+/// `RateLimit-Policy` and `RateLimit` values of a counted task.
+#[derive(Debug, Clone)]
+pub(crate) struct RateLimit {
+    pub policy: HeaderValue,
+    pub limit: HeaderValue,
+}
+
 /// Extra headers, set on the response of an admitted request.
-pub(crate) type Headers = Vec<(HeaderName, HeaderValue)>;
+#[derive(Debug, Default)]
+pub(crate) struct Headers {
+    pub ratelimit: Option<RateLimit>,
+    /// `X-Target-Backend`.
+    pub target: Option<TargetBackend>,
+}
+
+impl Headers {
+    /// Sets the headers on a response, replacing those of the same names.
+    pub fn apply(self, map: &mut HeaderMap) {
+        map.reserve(2 * usize::from(self.ratelimit.is_some()) + usize::from(self.target.is_some()));
+        if let Some(r) = self.ratelimit {
+            map.insert(RATELIMIT_POLICY.clone(), r.policy);
+            map.insert(RATELIMIT.clone(), r.limit);
+        }
+        if let Some(target) = self.target {
+            map.insert(TargetBackend::HEADER, target_value(target));
+        }
+    }
+}
+
+/// The `X-Target-Backend` value of `target`.
+pub(crate) fn target_value(target: TargetBackend) -> HeaderValue {
+    const SANDBOX: HeaderValue = HeaderValue::from_static(TargetBackend::Sandbox.as_str());
+    const PRODUCTION: HeaderValue = HeaderValue::from_static(TargetBackend::Production.as_str());
+    match target {
+        TargetBackend::Sandbox => SANDBOX,
+        TargetBackend::Production => PRODUCTION,
+    }
+}
 
 /// A rejection, rendered into a response of any body type at the end.
 #[derive(Debug)]
 pub(crate) struct Rejection {
     pub status: StatusCode,
-    pub headers: Headers,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     /// The problem; its JSON is the body unless `empty_body`.
     pub problem: Problem,
     pub empty_body: bool,
@@ -86,8 +133,8 @@ pub(crate) struct ConsumedApproval {
 /// Side effects of an admitted evaluation.
 #[derive(Debug, Default)]
 pub(crate) struct Effects {
-    /// Response headers (RateLimit).
-    pub headers: Headers,
+    /// The quota left after a counted task, for the `RateLimit` response headers.
+    pub quota: Option<crate::trial::Quota>,
     /// Where to route the request.
     pub target: Option<TargetBackend>,
     /// A usage key counted by the trial policy.

@@ -95,11 +95,7 @@ where
                 }
                 StateProj::Calling { fut, headers } => {
                     let mut res = ready!(fut.poll(cx))?;
-                    let h = res.headers_mut();
-                    h.reserve(headers.len());
-                    for (name, value) in headers.drain(..) {
-                        h.insert(name, value);
-                    }
+                    std::mem::take(headers).apply(res.headers_mut());
                     return Poll::Ready(Ok(res));
                 }
                 StateProj::Rejected { rejection } => {

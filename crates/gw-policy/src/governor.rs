@@ -5,12 +5,11 @@ use std::time::SystemTime;
 
 use gw_core::{BackendError, PatternError, Principal, RouteSet};
 use gw_problem::{Problem, ProblemType};
-use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::config::PolicySettings;
-use crate::eval::{ConsumedApproval, Effects, PolicyResult, Rejection};
+use crate::eval::{ConsumedApproval, Effects, PolicyResult, Rejection, Subject};
 use crate::store::memory::MemoryApprovalStore;
 use crate::store::{ApprovalBinding, ApprovalCheck, ApprovalStore};
 
@@ -220,53 +219,113 @@ pub fn decide(action: Option<&str>, approval: ApprovalState) -> GovernorDecision
     }
 }
 
-/// Evaluates the governor policy for one request.
-pub(crate) async fn evaluate(
-    cfg: &GovernorConfig,
-    parts: &Parts,
-    path: &str,
-    now: SystemTime,
-) -> Result<PolicyResult, BackendError> {
+/// A sensitive request, before its approval is checked.
+#[derive(Debug)]
+pub(crate) struct Sensitive<'a> {
+    action: &'a Arc<str>,
+    principal: Option<&'a Principal>,
+    user_id: &'a str,
+    /// The presented token to consume, or the approval state when there is none to check.
+    pub token: Result<&'a str, ApprovalState>,
+}
+
+impl<'a> Sensitive<'a> {
+    /// What the approval must be bound to.
+    pub fn binding(&self, resource: &'a str) -> ApprovalBinding<'a> {
+        ApprovalBinding {
+            action: self.action,
+            resource,
+            user_id: self.user_id,
+        }
+    }
+}
+
+/// The governor policy up to the store: `Err` with the result when the request is not
+/// sensitive, otherwise the sensitive request whose approval [`conclude`] decides.
+pub(crate) fn plan<'a>(
+    cfg: &'a GovernorConfig,
+    req: Subject<'a>,
+) -> Result<Sensitive<'a>, PolicyResult> {
+    let Subject {
+        parts,
+        principal,
+        path,
+    } = req;
     let Some(found) = cfg.routes.find(&parts.method, path) else {
-        return Ok(PolicyResult::skip(GovernorDecision::NotSensitive.reason()));
+        return Err(PolicyResult::skip(GovernorDecision::NotSensitive.reason()));
     };
-    let action = found.value;
-    let principal = parts.extensions.get::<Principal>();
-    let user_id = principal.map_or("", |p| &*p.user_id);
-    let binding = ApprovalBinding {
-        action,
-        resource: path,
-        user_id,
-    };
-    let mut effects = Effects::default();
-    let state = match parts
+    let token = match parts
         .headers
         .get(&cfg.token_header)
         .map(HeaderValue::to_str)
     {
-        None => ApprovalState::Missing,
-        Some(Ok(token)) if token.trim().is_empty() => ApprovalState::Missing,
-        Some(Err(_)) => ApprovalState::Invalid,
-        Some(Ok(token)) => {
-            let token = token.trim();
-            match cfg.store.consume(token, binding, now).await? {
-                ApprovalCheck::Approved { expires_at } => {
-                    effects.approval = Some(Box::new(ConsumedApproval {
-                        token: token.to_owned(),
-                        action: action.clone(),
-                        resource: path.to_owned(),
-                        user_id: user_id.to_owned(),
-                        expires_at,
-                    }));
-                    ApprovalState::Valid
-                }
-                ApprovalCheck::Invalid => ApprovalState::Invalid,
-            }
+        None => Err(ApprovalState::Missing),
+        Some(Ok(token)) if token.trim().is_empty() => Err(ApprovalState::Missing),
+        Some(Err(_)) => Err(ApprovalState::Invalid),
+        Some(Ok(token)) => Ok(token.trim()),
+    };
+    Ok(Sensitive {
+        action: found.value,
+        principal,
+        user_id: principal.map_or("", |p| &*p.user_id),
+        token,
+    })
+}
+
+/// Evaluates the governor policy for one request, waiting for the store.
+pub(crate) async fn evaluate(
+    cfg: &GovernorConfig,
+    req: Subject<'_>,
+    now: SystemTime,
+) -> Result<PolicyResult, BackendError> {
+    let sensitive = match plan(cfg, req) {
+        Ok(sensitive) => sensitive,
+        Err(result) => return Ok(result),
+    };
+    let check = match sensitive.token {
+        Ok(token) => Some(
+            cfg.store
+                .consume(token, sensitive.binding(req.path), now)
+                .await?,
+        ),
+        Err(_) => None,
+    };
+    Ok(conclude(cfg, req, &sensitive, check))
+}
+
+/// Decides a sensitive request from the store's answer (`None` when there was no token
+/// to check).
+pub(crate) fn conclude(
+    cfg: &GovernorConfig,
+    req: Subject<'_>,
+    sensitive: &Sensitive<'_>,
+    check: Option<ApprovalCheck>,
+) -> PolicyResult {
+    let Subject { parts, path, .. } = req;
+    let &Sensitive {
+        action,
+        principal,
+        user_id,
+        token,
+    } = sensitive;
+    let mut effects = Effects::default();
+    let state = match (token, check) {
+        (Err(state), _) => state,
+        (Ok(token), Some(ApprovalCheck::Approved { expires_at })) => {
+            effects.approval = Some(Box::new(ConsumedApproval {
+                token: token.to_owned(),
+                action: action.clone(),
+                resource: path.to_owned(),
+                user_id: user_id.to_owned(),
+                expires_at,
+            }));
+            ApprovalState::Valid
         }
+        (Ok(_), _) => ApprovalState::Invalid,
     };
     let decision = decide(Some(action), state);
     if decision.allows() {
-        return Ok(PolicyResult::allow(decision.reason(), effects));
+        return PolicyResult::allow(decision.reason(), effects);
     }
     let governor_id = principal
         .and_then(|p| p.governor_agent_id.as_deref())
@@ -302,7 +361,7 @@ pub(crate) async fn evaluate(
     {
         rejection = rejection.header(AGENT_ID_HEADER.clone(), v);
     }
-    Ok(PolicyResult::deny(decision.reason(), rejection))
+    PolicyResult::deny(decision.reason(), rejection)
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Sandbox routing: trial principals to `sandbox`, paid ones to `production`.
 
 use gw_core::{BackendError, Principal, TargetBackend};
-use http::request::Parts;
 
 use crate::config::PolicySettings;
 use crate::eval::{Effects, PolicyResult};
@@ -41,8 +40,11 @@ pub fn decide(principal: Option<&Principal>) -> Option<TargetBackend> {
     })
 }
 
-pub(crate) fn evaluate(cfg: &SandboxConfig, parts: &Parts) -> Result<PolicyResult, BackendError> {
-    let Some(target) = decide(parts.extensions.get::<Principal>()) else {
+pub(crate) fn evaluate(
+    cfg: &SandboxConfig,
+    principal: Option<&Principal>,
+) -> Result<PolicyResult, BackendError> {
+    let Some(target) = decide(principal) else {
         return Ok(PolicyResult::skip("no-principal"));
     };
     if cfg.settings.shadow {

@@ -4,17 +4,19 @@ use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use gw_core::{Decisions, TargetBackend, normalize_path};
+use gw_core::{Decisions, Principal, TargetBackend, normalize_path};
 use gw_problem::Problem;
 use http::request::Parts;
-use http::{HeaderValue, Request, Response};
+use http::{Request, Response};
 use tower_service::Service;
 
 use crate::config::{FLAG_GOVERNOR_APPROVAL, FLAG_SANDBOX_ROUTING, FLAG_TRIAL_MODE};
-use crate::eval::{Effects, Headers, Rejection, disabled, settle, timed, within};
+use crate::eval::{
+    Effects, Evaluated, Headers, Rejection, Subject, disabled, settle, target_value, timed, within,
+};
 use crate::future::ResponseFuture;
 use crate::layer::PolicyLayer;
 use crate::store::ApprovalBinding;
@@ -72,20 +74,15 @@ where
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let req = if self.inline {
-            // In-process stores: the evaluation completes on its first poll, so run it
-            // here and skip boxing a future.
+            // In-process stores answer at once: evaluate here, without futures.
             let (mut parts, body) = req.into_parts();
-            let polled = {
-                let mut fut = pin!(evaluate(&self.config, &mut parts));
-                fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
-            };
-            match polled {
-                Poll::Ready(Ok(headers)) => {
+            match evaluate_inline(&self.config, &mut parts) {
+                Some(Ok(headers)) => {
                     let fut = self.inner.call(Request::from_parts(parts, body));
                     return ResponseFuture::calling(fut, headers);
                 }
-                Poll::Ready(Err(rejection)) => return ResponseFuture::rejected(rejection),
-                Poll::Pending => {
+                Some(Err(rejection)) => return ResponseFuture::rejected(rejection),
+                None => {
                     // A store that claimed to be local was not; evaluate asynchronously.
                     tracing::error!("a store with is_local() == true returned a pending future");
                     Request::from_parts(parts, body)
@@ -106,89 +103,222 @@ where
     }
 }
 
+/// What every evaluation starts from: the time, and which policies are switched on.
+struct Start {
+    now: SystemTime,
+    started: Instant,
+    trial_on: bool,
+    governor_on: bool,
+    sandbox_on: bool,
+}
+
+impl Start {
+    fn new(cfg: &PolicyLayer) -> Self {
+        let flags = &cfg.flags;
+        Self {
+            now: cfg.clock.now(),
+            started: Instant::now(),
+            trial_on: flags.is_enabled(FLAG_TRIAL_MODE, true),
+            governor_on: flags.is_enabled(FLAG_GOVERNOR_APPROVAL, true),
+            sandbox_on: flags.is_enabled(FLAG_SANDBOX_ROUTING, true),
+        }
+    }
+}
+
 /// Evaluates the enabled policies concurrently; on admission applies their effects to the
 /// request and returns the headers for the response.
 pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Headers, Rejection> {
-    let path = match normalize_path(parts.uri.path()) {
-        Ok(path) => path,
-        Err(e) => return Err(Rejection::problem(Problem::from(e), parts)),
-    };
-    let now = cfg.clock.now();
-    let started = Instant::now();
-    let shared: &Parts = parts;
-    let flags = &cfg.flags;
-
-    let trial_on = flags.is_enabled(FLAG_TRIAL_MODE, true);
-    let governor_on = flags.is_enabled(FLAG_GOVERNOR_APPROVAL, true);
-    let sandbox_on = flags.is_enabled(FLAG_SANDBOX_ROUTING, true);
-
-    // The three run concurrently, polled in place (no combinator to move them into).
-    let (mut t, mut g, mut s) = {
+    let start = Start::new(cfg);
+    let Start { now, started, .. } = start;
+    let evaluated = {
+        let shared: &Parts = parts;
+        let path = match normalize_path(shared.uri.path()) {
+            Ok(path) => path,
+            Err(e) => return Err(Rejection::problem(Problem::from(e), shared)),
+        };
+        let req = Subject {
+            parts: shared,
+            principal: shared.extensions.get::<Principal>(),
+            path: &path,
+        };
+        // The three run concurrently, polled in place (no combinator to move them into).
         let trial = pin!(async {
-            if !trial_on {
+            if !start.trial_on {
                 return disabled("trial_mode");
             }
             let settings = cfg.trial.settings;
-            let fut = pin!(trial::evaluate(&cfg.trial, shared, &path, now));
+            let fut = pin!(trial::evaluate(&cfg.trial, req, now));
             let (result, latency) = timed(settings, started, fut).await;
             settle("trial_mode", settings, shared, latency, result)
         });
         let governor = pin!(async {
-            if !governor_on {
+            if !start.governor_on {
                 return disabled("governor_approval");
             }
             let settings = cfg.governor.settings;
-            let fut = pin!(governor::evaluate(&cfg.governor, shared, &path, now));
+            let fut = pin!(governor::evaluate(&cfg.governor, req, now));
             let (result, latency) = timed(settings, started, fut).await;
             settle("governor_approval", settings, shared, latency, result)
         });
         let sandbox = pin!(async {
-            if !sandbox_on {
+            if !start.sandbox_on {
                 return disabled("sandbox_routing");
             }
-            // Pure and synchronous: nothing to time out.
-            let result = Some(sandbox::evaluate(&cfg.sandbox, shared));
-            settle(
-                "sandbox_routing",
-                cfg.sandbox.settings,
-                shared,
-                None,
-                result,
-            )
+            sandbox_routing(cfg, req)
         });
         join3_in_place(trial, governor, sandbox).await
     };
+    let mut evaluated = evaluated.into();
+    match finish(cfg, parts, &start, &mut evaluated) {
+        Ok(headers) => Ok(headers),
+        Err(rejection) => {
+            let [t, g, _] = &evaluated;
+            compensate(cfg, &t.effects, &g.effects, now).await;
+            Err(*rejection)
+        }
+    }
+}
 
+/// [`evaluate`] for in-process stores, without futures, timers or joins: each policy
+/// plans, calls its store, and concludes in turn. `None` if a store's future was not
+/// ready after all (nothing is applied to the request then).
+fn evaluate_inline(cfg: &PolicyLayer, parts: &mut Parts) -> Option<Result<Headers, Rejection>> {
+    let start = Start::new(cfg);
+    let now = start.now;
+    let mut evaluated = {
+        let shared: &Parts = parts;
+        let path = match normalize_path(shared.uri.path()) {
+            Ok(path) => path,
+            Err(e) => return Some(Err(Rejection::problem(Problem::from(e), shared))),
+        };
+        let req = Subject {
+            parts: shared,
+            principal: shared.extensions.get::<Principal>(),
+            path: &path,
+        };
+        let t = if start.trial_on {
+            let trial = &cfg.trial;
+            let result = match trial::plan(trial, req, now) {
+                trial::Plan::Decided(result) => Ok(result),
+                trial::Plan::Count(task) => {
+                    let acquire = trial.store.acquire(&task.key, trial.limit, task.reset_at());
+                    ready_now(acquire)?.map(|usage| trial::conclude(trial, shared, task, usage))
+                }
+            };
+            settle("trial_mode", trial.settings, shared, None, Some(result))
+        } else {
+            disabled("trial_mode")
+        };
+        let g = if start.governor_on {
+            let governor = &cfg.governor;
+            let result = match governor::plan(governor, req) {
+                Err(result) => Ok(result),
+                Ok(sensitive) => {
+                    let check = match sensitive.token {
+                        Ok(token) => {
+                            let binding = sensitive.binding(req.path);
+                            ready_now(governor.store.consume(token, binding, now))?.map(Some)
+                        }
+                        Err(_) => Ok(None),
+                    };
+                    check.map(|c| governor::conclude(governor, req, &sensitive, c))
+                }
+            };
+            settle(
+                "governor_approval",
+                governor.settings,
+                shared,
+                None,
+                Some(result),
+            )
+        } else {
+            disabled("governor_approval")
+        };
+        let s = if start.sandbox_on {
+            sandbox_routing(cfg, req)
+        } else {
+            disabled("sandbox_routing")
+        };
+        [t, g, s]
+    };
+    Some(match finish(cfg, parts, &start, &mut evaluated) {
+        Ok(headers) => Ok(headers),
+        Err(rejection) => {
+            let [t, g, _] = &evaluated;
+            if ready_now(compensate(cfg, &t.effects, &g.effects, now)).is_none() {
+                tracing::error!("a store with is_local() == true returned a pending future");
+            }
+            Err(*rejection)
+        }
+    })
+}
+
+/// Polls `fut` once: its output if it is ready (a local store's always is).
+fn ready_now<F: Future>(fut: F) -> Option<F::Output> {
+    match pin!(fut).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => None,
+    }
+}
+
+/// Sandbox routing: pure and synchronous, so nothing to time out.
+fn sandbox_routing(cfg: &PolicyLayer, req: Subject<'_>) -> Evaluated {
+    let result = sandbox::evaluate(&cfg.sandbox, req.principal);
+    settle(
+        "sandbox_routing",
+        cfg.sandbox.settings,
+        req.parts,
+        None,
+        Some(result),
+    )
+}
+
+/// Records the decisions of trial, governor and sandbox (in that order); then returns
+/// the first rejection, or applies their effects to the request and returns the headers
+/// for the response.
+fn finish(
+    cfg: &PolicyLayer,
+    parts: &mut Parts,
+    start: &Start,
+    [t, g, s]: &mut [Evaluated; 3],
+) -> Result<Headers, Box<Rejection>> {
     // One clock read for every policy that did not have to wait (all of them in memory).
     if let Some(log) = parts.extensions.get::<Decisions>() {
-        let all = started.elapsed();
-        for e in [&mut t, &mut g, &mut s] {
+        let all = start.started.elapsed();
+        for e in [&mut *t, &mut *g, &mut *s] {
             e.record(log, all);
         }
     }
-
-    if let Some(rejection) = t.rejection.or(g.rejection) {
-        compensate(cfg, &t.effects, &g.effects, now).await;
-        return Err(*rejection);
+    if let Some(rejection) = t.rejection.take().or_else(|| g.rejection.take()) {
+        return Err(rejection);
     }
-
-    let mut headers = t.effects.headers;
-    if sandbox_on {
-        // Routing is the gateway's call: never forward a client's own choice.
-        parts.headers.remove(&TargetBackend::HEADER);
+    let target = s.effects.target;
+    match target {
+        Some(target) => {
+            parts.extensions.insert(target);
+            // Replaces whatever the client sent: routing is the gateway's call.
+            parts
+                .headers
+                .insert(TargetBackend::HEADER, target_value(target));
+        }
+        // Never forward a client's own choice.
+        None if start.sandbox_on => {
+            parts.headers.remove(&TargetBackend::HEADER);
+        }
+        None => {}
     }
-    if let Some(target) = s.effects.target {
-        let value = HeaderValue::from_static(target.as_str());
-        parts.extensions.insert(target);
-        parts.headers.insert(TargetBackend::HEADER, value.clone());
-        headers.push((TargetBackend::HEADER, value));
-    }
-    Ok(headers)
+    Ok(Headers {
+        ratelimit: t
+            .effects
+            .quota
+            .map(|quota| trial::ratelimit(&cfg.trial, quota)),
+        target,
+    })
 }
 
 /// Undoes what admitted policies used up when another one rejected the request: the
 /// counted task and the consumed approval. Failures are logged; the rejection stands.
-async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: std::time::SystemTime) {
+async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: SystemTime) {
     if let Some(key) = &t.acquired {
         let release = pin!(cfg.trial.store.release(key));
         match within(cfg.trial.settings.timeout, release).await.0 {

@@ -3,15 +3,15 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use gw_core::{BackendError, PatternError, Principal, RouteSet};
+use gw_core::{BackendError, PatternError, RouteSet};
 use gw_problem::{Problem, ProblemType};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Method};
 
 use crate::config::PolicySettings;
-use crate::eval::{Effects, Headers, PolicyResult, Rejection};
+use crate::eval::{Effects, PolicyResult, RateLimit, Rejection, Subject};
 use crate::store::memory::MemoryUsageStore;
-use crate::store::{UsageStore, unix_millis};
+use crate::store::{Usage, UsageStore, unix_millis};
 use crate::time::{DayWindow, rfc3339};
 
 /// Default daily task limit of a trial principal.
@@ -131,13 +131,12 @@ impl TrialConfig {
 
     /// The store key of `user_id` on `day`: `{user_id}:{day}`.
     fn key(user_id: &str, day: i64) -> String {
-        let mut key = String::with_capacity(user_id.len() + 8);
+        let mut buf = itoa::Buffer::new();
+        let day = buf.format(day);
+        let mut key = String::with_capacity(user_id.len() + 1 + day.len());
         key.push_str(user_id);
         key.push(':');
-        if day < 0 {
-            key.push('-');
-        }
-        push_u64(&mut key, day.unsigned_abs());
+        key.push_str(day);
         key
     }
 }
@@ -213,62 +212,77 @@ pub fn decide(input: &TrialInput) -> TrialDecision {
     }
 }
 
-/// Appends `n` in decimal (the hot path avoids the `fmt` machinery).
-fn push_u64(s: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // ASCII digits are always valid UTF-8.
-    s.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
-}
-
-fn header_value(s: String) -> HeaderValue {
-    HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
-}
-
 /// `RateLimit-Policy: "trial";q=10;w=86400`.
 fn policy_header(name: &str, limit: u64) -> HeaderValue {
-    header_value(format!("\"{name}\";q={limit};w=86400"))
+    HeaderValue::try_from(format!("\"{name}\";q={limit};w=86400"))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-/// `RateLimit-Policy: "trial";q=10;w=86400` and `RateLimit: "trial";r=3;t=3600`, with
-/// room for the routing header that may follow.
-fn ratelimit_headers(cfg: &TrialConfig, remaining: u64, window: &DayWindow) -> Headers {
-    let mut headers = Vec::with_capacity(3);
-    headers.push((RATELIMIT_POLICY.clone(), cfg.policy_header.clone()));
-    headers.push((
-        RATELIMIT.clone(),
-        header_value({
-            let mut v = String::with_capacity(cfg.quota_name.len() + 32);
-            v.push('"');
-            v.push_str(&cfg.quota_name);
-            v.push_str("\";r=");
-            push_u64(&mut v, remaining);
-            v.push_str(";t=");
-            push_u64(&mut v, window.seconds_left);
-            v
-        }),
-    ));
-    headers
+/// What is left of the day's quota after a counted task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Quota {
+    /// Tasks left today.
+    pub remaining: u64,
+    /// Seconds until the count resets.
+    pub seconds_left: u64,
 }
 
-/// Evaluates the trial policy for one request.
-pub(crate) async fn evaluate(
-    cfg: &TrialConfig,
-    parts: &Parts,
-    path: &str,
-    now: SystemTime,
-) -> Result<PolicyResult, BackendError> {
-    let principal = parts.extensions.get::<Principal>();
+/// `RateLimit-Policy: "trial";q=10;w=86400` and `RateLimit: "trial";r=3;t=3600`.
+pub(crate) fn ratelimit(cfg: &TrialConfig, quota: Quota) -> RateLimit {
+    let mut remaining = itoa::Buffer::new();
+    let remaining = remaining.format(quota.remaining).as_bytes();
+    let mut seconds = itoa::Buffer::new();
+    let seconds = seconds.format(quota.seconds_left).as_bytes();
+    let name = cfg.quota_name.as_bytes();
+    // Exactly sized: `Bytes` takes the vector over without another allocation.
+    let mut value = Vec::with_capacity(name.len() + remaining.len() + seconds.len() + 8);
+    value.push(b'"');
+    value.extend_from_slice(name);
+    value.extend_from_slice(b"\";r=");
+    value.extend_from_slice(remaining);
+    value.extend_from_slice(b";t=");
+    value.extend_from_slice(seconds);
+    RateLimit {
+        policy: cfg.policy_header.clone(),
+        limit: HeaderValue::from_maybe_shared(bytes::Bytes::from(value))
+            .unwrap_or_else(|_| HeaderValue::from_static("invalid")),
+    }
+}
+
+/// A task of a trial principal within its trial, to be counted in the store.
+#[derive(Debug)]
+pub(crate) struct Task {
+    input: TrialInput,
+    window: DayWindow,
+    /// The store key: `{user_id}:{day}`.
+    pub key: String,
+}
+
+impl Task {
+    /// When the count of this task's day resets.
+    pub fn reset_at(&self) -> SystemTime {
+        self.window.reset_at()
+    }
+}
+
+/// The trial policy up to the store.
+#[derive(Debug)]
+pub(crate) enum Plan {
+    /// Decided without the store.
+    Decided(PolicyResult),
+    /// A task to count; [`conclude`] decides once the store has answered.
+    Count(Task),
+}
+
+/// Evaluates the trial policy for one request up to the point where it needs the store.
+pub(crate) fn plan(cfg: &TrialConfig, req: Subject<'_>, now: SystemTime) -> Plan {
+    let Subject {
+        parts,
+        principal,
+        path,
+    } = req;
     let trial = principal.and_then(|p| p.trial);
-    let mut input = TrialInput {
+    let input = TrialInput {
         is_trial: trial.is_some(),
         expires_at_ms: trial.and_then(|t| t.expires_at).map(unix_millis),
         now_ms: unix_millis(now),
@@ -277,12 +291,13 @@ pub(crate) async fn evaluate(
         task_count: 0,
         limit: cfg.limit,
     };
-    match decide(&input) {
-        d @ TrialDecision::NotTrial => return Ok(PolicyResult::skip(d.reason())),
-        d @ TrialDecision::NotATask => {
-            return Ok(PolicyResult::allow(d.reason(), Effects::default()));
+    let d = decide(&input);
+    match d {
+        TrialDecision::NotTrial => Plan::Decided(PolicyResult::skip(d.reason())),
+        TrialDecision::NotATask => {
+            Plan::Decided(PolicyResult::allow(d.reason(), Effects::default()))
         }
-        d @ TrialDecision::Expired => {
+        TrialDecision::Expired => {
             let expires = trial
                 .and_then(|t| t.expires_at)
                 .map(|at| rfc3339(gw_core::clock::unix_seconds(at)));
@@ -291,27 +306,37 @@ pub(crate) async fn evaluate(
                 .detail("Your trial has ended; upgrade to continue.")
                 .with("trial_expires_at", expires)
                 .with("upgrade_url", &*cfg.upgrade_url);
-            return Ok(PolicyResult::deny(
+            Plan::Decided(PolicyResult::deny(
                 d.reason(),
                 Rejection::problem(problem, parts),
-            ));
+            ))
         }
-        TrialDecision::Admit { .. } | TrialDecision::LimitExceeded => {}
+        TrialDecision::Admit { .. } | TrialDecision::LimitExceeded => {
+            // Counted per user; a principal without a user id is counted by its subject.
+            let user_id = principal.map_or("", |p| {
+                if p.user_id.is_empty() {
+                    &*p.sub
+                } else {
+                    &*p.user_id
+                }
+            });
+            let window = DayWindow::at(now, cfg.utc_offset_secs);
+            Plan::Count(Task {
+                input,
+                window,
+                key: TrialConfig::key(user_id, window.day),
+            })
+        }
     }
-    // Counted per user; a principal without a user id is counted by its subject.
-    let user_id = principal.map_or("", |p| {
-        if p.user_id.is_empty() {
-            &*p.sub
-        } else {
-            &*p.user_id
-        }
-    });
-    let window = DayWindow::at(now, cfg.utc_offset_secs);
-    let key = TrialConfig::key(user_id, window.day);
-    let usage = cfg
-        .store
-        .acquire(&key, cfg.limit, window.reset_at())
-        .await?;
+}
+
+/// Decides a counted task from the store's answer.
+pub(crate) fn conclude(cfg: &TrialConfig, parts: &Parts, task: Task, usage: Usage) -> PolicyResult {
+    let Task {
+        mut input,
+        window,
+        key,
+    } = task;
     // The count before this request: one less than after when admitted.
     input.task_count = if usage.admitted {
         usage.count.saturating_sub(1)
@@ -319,14 +344,17 @@ pub(crate) async fn evaluate(
         usage.count.max(cfg.limit)
     };
     match decide(&input) {
-        d @ TrialDecision::Admit { remaining } => Ok(PolicyResult::allow(
+        d @ TrialDecision::Admit { remaining } => PolicyResult::allow(
             d.reason(),
             Effects {
-                headers: ratelimit_headers(cfg, remaining, &window),
+                quota: Some(Quota {
+                    remaining,
+                    seconds_left: window.seconds_left,
+                }),
                 acquired: Some(key),
                 ..Effects::default()
             },
-        )),
+        ),
         d => {
             let reset_at = rfc3339(window.reset_unix);
             let problem = Problem::new(ProblemType::TRIAL_LIMIT_EXCEEDED)
@@ -344,8 +372,32 @@ pub(crate) async fn evaluate(
                 http::header::RETRY_AFTER,
                 HeaderValue::from(window.seconds_left),
             );
-            rejection.headers.extend(ratelimit_headers(cfg, 0, &window));
-            Ok(PolicyResult::deny(d.reason(), rejection))
+            let quota = Quota {
+                remaining: 0,
+                seconds_left: window.seconds_left,
+            };
+            let RateLimit { policy, limit } = ratelimit(cfg, quota);
+            rejection.headers.push((RATELIMIT_POLICY.clone(), policy));
+            rejection.headers.push((RATELIMIT.clone(), limit));
+            PolicyResult::deny(d.reason(), rejection)
+        }
+    }
+}
+
+/// Evaluates the trial policy for one request, waiting for the store.
+pub(crate) async fn evaluate(
+    cfg: &TrialConfig,
+    req: Subject<'_>,
+    now: SystemTime,
+) -> Result<PolicyResult, BackendError> {
+    match plan(cfg, req, now) {
+        Plan::Decided(result) => Ok(result),
+        Plan::Count(task) => {
+            let usage = cfg
+                .store
+                .acquire(&task.key, cfg.limit, task.reset_at())
+                .await?;
+            Ok(conclude(cfg, req.parts, task, usage))
         }
     }
 }
@@ -383,11 +435,6 @@ mod tests {
         assert_eq!(cfg.policy_header, "\"abc\";q=5;w=86400");
         assert_eq!(TrialConfig::key("u:1", -3), "u:1:-3");
         assert_eq!(TrialConfig::key("u", 19_675), "u:19675");
-        let mut s = String::new();
-        for n in [0, 7, 10, 86_400, u64::MAX] {
-            s.clear();
-            push_u64(&mut s, n);
-            assert_eq!(s, n.to_string());
-        }
+        assert_eq!(TrialConfig::key("", 0), ":0");
     }
 }

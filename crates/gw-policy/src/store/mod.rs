@@ -46,7 +46,8 @@ pub trait UsageStore: Send + Sync + Debug + 'static {
     /// store). When all stores of a layer are local, the layer evaluates inside `call`
     /// without boxing a future. Default `false`; only say `true` if it always holds: a
     /// pending future from a "local" store is logged as an error and the evaluation is
-    /// started again asynchronously, so that store's operation would run twice.
+    /// started again asynchronously, so that store's operation would run twice (a
+    /// pending `release` or `restore` is logged and dropped).
     fn is_local(&self) -> bool {
         false
     }
