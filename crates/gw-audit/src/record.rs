@@ -153,7 +153,7 @@ pub struct HeaderFields {
     // where `start` is the previous entry's `end` (0 for the first). Values of one name
     // are adjacent, as `HeaderMap::iter` yields them.
     text: String,
-    ends: Vec<(u32, u32)>,
+    ends: Vec<(usize, usize)>,
 }
 
 impl HeaderFields {
@@ -187,9 +187,7 @@ impl HeaderFields {
         self.text.push_str(name);
         let name_end = self.text.len();
         self.text.push_str(value);
-        // A header map larger than 4 GiB cannot be received; saturate rather than wrap.
-        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        self.ends.push((at(name_end), at(self.text.len())));
+        self.ends.push((name_end, self.text.len()));
     }
 
     /// Number of header values (a repeated header counts once per value).
@@ -206,9 +204,8 @@ impl HeaderFields {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         let mut start = 0;
         self.ends.iter().map(move |&(name_end, end)| {
-            let (s, n, e) = (start, name_end as usize, end as usize);
-            start = e;
-            (&self.text[s..n], &self.text[n..e])
+            let name_start = std::mem::replace(&mut start, end);
+            (&self.text[name_start..name_end], &self.text[name_end..end])
         })
     }
 
@@ -357,6 +354,38 @@ pub(crate) fn sample(n: u32) -> AuditRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_fields_keep_repeats_in_order_and_compare_regardless_of_name_order() {
+        let mut h = HeaderMap::new();
+        h.append("x-tag", "a".parse().unwrap());
+        h.insert("accept", "*/*".parse().unwrap());
+        h.append("x-tag", "b".parse().unwrap());
+        h.insert("x-bin", http::HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        let fields = HeaderFields::from(&h);
+        assert_eq!(fields.len(), 4);
+        assert_eq!(fields.get_all("X-Tag").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(fields.get("x-bin"), Some("caf\u{fffd}"));
+        assert_eq!(fields.get("missing"), None);
+
+        // Through JSON (the spool) and back: names come back sorted, values per name in
+        // order, and the two compare equal.
+        let back: HeaderFields =
+            serde_json::from_str(&serde_json::to_string(&fields).unwrap()).unwrap();
+        assert_eq!(back.iter().next(), Some(("accept", "*/*")));
+        assert_eq!(back, fields);
+
+        let mut swapped = HeaderMap::new();
+        swapped.append("x-tag", "b".parse().unwrap());
+        swapped.append("x-tag", "a".parse().unwrap());
+        swapped.insert("accept", "*/*".parse().unwrap());
+        swapped.insert("x-bin", h["x-bin"].clone());
+        assert_ne!(
+            HeaderFields::from(&swapped),
+            fields,
+            "value order within a name counts"
+        );
+    }
 
     #[test]
     fn round_trips_through_json_with_microsecond_timestamps() {
