@@ -217,7 +217,16 @@ fn evaluate_inline(cfg: &PolicyLayer, parts: &mut Parts) -> Option<Result<Header
                     let check = match sensitive.token {
                         Ok(token) => {
                             let binding = sensitive.binding(req.path);
-                            ready_now(governor.store.consume(token, binding, now))?.map(Some)
+                            match ready_now(governor.store.consume(token, binding, now)) {
+                                Some(consumed) => consumed.map(Some),
+                                None => {
+                                    // The asynchronous path evaluates again from the
+                                    // start: give back the task counted above first.
+                                    let none = Effects::default();
+                                    let _ = ready_now(compensate(cfg, &t.effects, &none, now));
+                                    return None;
+                                }
+                            }
                         }
                         Err(_) => Ok(None),
                     };

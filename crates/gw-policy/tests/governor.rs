@@ -260,3 +260,81 @@ async fn shadow_mode_and_flag() {
         Some("disabled")
     );
 }
+
+/// Claims to be in-process but answers `consume` only on its second poll, so the layer
+/// falls back from its synchronous path to the asynchronous one.
+#[derive(Debug, Default)]
+struct SlowLocalApprovals(MemoryApprovalStore);
+
+impl ApprovalStore for SlowLocalApprovals {
+    fn issue<'a>(
+        &'a self,
+        binding: ApprovalBinding<'a>,
+        expires_at: std::time::SystemTime,
+        now: std::time::SystemTime,
+    ) -> gw_policy::store::BoxFuture<'a, Result<String, gw_core::BackendError>> {
+        self.0.issue(binding, expires_at, now)
+    }
+
+    fn consume<'a>(
+        &'a self,
+        token: &'a str,
+        binding: ApprovalBinding<'a>,
+        now: std::time::SystemTime,
+    ) -> gw_policy::store::BoxFuture<'a, Result<gw_policy::ApprovalCheck, gw_core::BackendError>>
+    {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            self.0.consume(token, binding, now).await
+        })
+    }
+
+    fn restore<'a>(
+        &'a self,
+        token: &'a str,
+        binding: ApprovalBinding<'a>,
+        expires_at: std::time::SystemTime,
+        now: std::time::SystemTime,
+    ) -> gw_policy::store::BoxFuture<'a, Result<(), gw_core::BackendError>> {
+        self.0.restore(token, binding, expires_at, now)
+    }
+
+    fn is_local(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_local_store_that_is_not_ready_does_not_count_the_task_twice() {
+    let usage = Arc::new(MemoryUsageStore::new());
+    let approvals = Arc::new(SlowLocalApprovals::default());
+    let svc = service(
+        PolicyLayer::new()
+            .clock(ManualClock::at_unix(T0))
+            .trial(TrialConfig::new().limit(5).shared_store(usage.clone()))
+            .governor(GovernorConfig::new(UI).shared_store(approvals.clone())),
+    );
+    let token = approvals
+        .issue(
+            ApprovalBinding {
+                action: "change_subscription",
+                resource: "/api/v1/subscriptions/7/change",
+                user_id: "t1",
+            },
+            at(T0 + 300),
+            at(T0),
+        )
+        .await
+        .unwrap();
+    let r = call(
+        Method::POST,
+        "/api/v1/subscriptions/7/change",
+        Some(trial_user("t1")),
+    )
+    .header("x-governor-approval", token)
+    .send(&svc)
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.decision("governor_approval").outcome, Outcome::Allow);
+    assert_eq!(usage.count(&format!("t1:{}", T0 / 86_400)), 1);
+}
