@@ -34,10 +34,17 @@ fn principal(trial: bool) -> Principal {
     }
 }
 
+/// A request as it reaches gw-policy in a gateway: authenticated (gw-auth ran before and
+/// put the principal in), so it carries at least `Host` and `Authorization`.
 fn request(method: Method, path: &str, p: &Principal) -> Request<Body> {
     let mut req = Request::builder()
         .method(method)
         .uri(path)
+        .header(http::header::HOST, "api.example.com")
+        .header(
+            http::header::AUTHORIZATION,
+            "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln",
+        )
         .body(Body::default())
         .unwrap();
     req.extensions_mut().insert(p.clone());
@@ -79,8 +86,15 @@ fn policy(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let handler =
-        |_req: Request<Body>| async { Ok::<_, Infallible>(Response::new(Body::default())) };
+    // An API handler's answer: a JSON body, so its header map is in use already.
+    let handler = |_req: Request<Body>| async {
+        let mut res = Response::new(Body::from(&b"{}"[..]));
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        Ok::<_, Infallible>(res)
+    };
     let mut bare = ServiceBuilder::new().service_fn(handler);
     // A limit no run reaches (a few million iterations at most), so every iteration
     // takes the counted-task path and answers with `RateLimit` headers.

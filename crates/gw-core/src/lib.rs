@@ -40,6 +40,7 @@ pub mod flags;
 pub mod identity;
 pub mod path;
 pub mod route;
+mod swar;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use correlation::{CAUSATION_ID_HEADER, CORRELATION_ID_HEADER, CausationId, CorrelationId};

@@ -201,8 +201,12 @@ fn evaluate_inline(cfg: &PolicyLayer, parts: &mut Parts) -> Option<Result<Header
             let result = match trial::plan(trial, req, now) {
                 trial::Plan::Decided(result) => Ok(result),
                 trial::Plan::Count(task) => {
-                    let acquire = trial.store.acquire(&task.key, trial.limit, task.reset_at());
-                    ready_now(acquire)?.map(|usage| trial::conclude(trial, shared, task, usage))
+                    let (store, key, reset_at) = (&trial.store, &task.key, task.reset_at());
+                    let usage = match store.acquire_now(key, trial.limit, reset_at) {
+                        Some(usage) => usage,
+                        None => ready_now(store.acquire(key, trial.limit, reset_at))?,
+                    };
+                    usage.map(|usage| trial::conclude(trial, shared, task, usage))
                 }
             };
             settle("trial_mode", trial.settings, shared, None, Some(result))

@@ -23,7 +23,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Task counters in a mutex-guarded map: one process, exact under concurrency.
 #[derive(Debug, Default)]
 pub struct MemoryUsageStore {
-    counters: Mutex<HashMap<Box<str>, (u64, SystemTime)>>,
+    // Keys are verified principals' user ids (and the day), which clients cannot choose
+    // freely, so a fast seeded hash is enough here.
+    counters: Mutex<HashMap<Box<str>, (u64, SystemTime), foldhash::fast::RandomState>>,
 }
 
 impl MemoryUsageStore {
@@ -37,7 +39,7 @@ impl MemoryUsageStore {
         lock(&self.counters).get(key).map_or(0, |(c, _)| *c)
     }
 
-    fn acquire_now(&self, key: &str, limit: u64, reset_at: SystemTime) -> Usage {
+    fn count_task(&self, key: &str, limit: u64, reset_at: SystemTime) -> Usage {
         let mut map = lock(&self.counters);
         if let Some((count, _)) = map.get_mut(key) {
             if *count >= limit {
@@ -77,8 +79,17 @@ impl UsageStore for MemoryUsageStore {
         limit: u64,
         reset_at: SystemTime,
     ) -> BoxFuture<'a, Result<Usage, BackendError>> {
-        let usage = self.acquire_now(key, limit, reset_at);
+        let usage = self.count_task(key, limit, reset_at);
         Box::pin(std::future::ready(Ok(usage)))
+    }
+
+    fn acquire_now(
+        &self,
+        key: &str,
+        limit: u64,
+        reset_at: SystemTime,
+    ) -> Option<Result<Usage, BackendError>> {
+        Some(Ok(self.count_task(key, limit, reset_at)))
     }
 
     fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {

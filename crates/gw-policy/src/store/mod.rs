@@ -42,6 +42,19 @@ pub trait UsageStore: Send + Sync + Debug + 'static {
     /// request after this one counted it). Never goes below zero.
     fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
 
+    /// [`acquire`](Self::acquire) answered at once, without boxing a future, by a store
+    /// that can (an in-process one); `None`, the default, to be awaited instead. When
+    /// `Some`, it must be exactly what `acquire` would have answered.
+    fn acquire_now(
+        &self,
+        key: &str,
+        limit: u64,
+        reset_at: SystemTime,
+    ) -> Option<Result<Usage, BackendError>> {
+        let _ = (key, limit, reset_at);
+        None
+    }
+
     /// Whether every future this store returns is ready on its first poll (an in-process
     /// store). When all stores of a layer are local, the layer evaluates inside `call`
     /// without boxing a future. Default `false`; only say `true` if it always holds: a
