@@ -64,7 +64,7 @@ impl Pending {
     ) -> Self {
         let ext = req.extensions();
         let correlation_id = ext.get::<CorrelationId>().cloned().unwrap_or_else(|| {
-            CorrelationId::from_header_or_generate(req.headers().get(CORRELATION_ID_HEADER))
+            CorrelationId::from_header_or_generate(req.headers().get(&CORRELATION_ID_HEADER))
         });
         let (path, query) = (req.uri().path(), req.uri().query());
         let mut target = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
