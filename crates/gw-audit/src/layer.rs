@@ -85,11 +85,7 @@ impl AuditLayer {
     /// default list (`password`, `secret`, `token`, ...).
     pub fn redact_fields<T: Into<String>>(self, names: impl IntoIterator<Item = T>) -> Self {
         let extra: Vec<String> = names.into_iter().map(Into::into).collect();
-        self.map(|c| {
-            let mut all = c.redactor.fields.to_vec();
-            all.extend(extra);
-            c.redactor.fields = all.into();
-        })
+        self.map(|c| c.redactor.add_fields(extra))
     }
 
     /// Largest JSON request body captured, in bytes (larger ones are recorded as

@@ -2,14 +2,14 @@
 //! dropped.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use gw_core::{
     CORRELATION_ID_HEADER, CausationId, CorrelationId, DecisionLog, Decisions, Principal,
 };
 use gw_problem::{Problem, ProblemType};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -30,7 +30,10 @@ pub(crate) struct Raw {
     correlation_id: CorrelationId,
     causation_id: Option<CausationId>,
     method: Method,
-    uri: Uri,
+    // The request path, then `?` and the query if there is one: copied once here, and
+    // on the worker the path part becomes the record's `endpoint` as it is.
+    target: String,
+    path_len: usize,
     request_headers: HeaderFields,
     request_body: Option<Value>,
     principal: Option<Principal>,
@@ -61,8 +64,15 @@ impl Pending {
     ) -> Self {
         let ext = req.extensions();
         let correlation_id = ext.get::<CorrelationId>().cloned().unwrap_or_else(|| {
-            CorrelationId::from_header_or_generate(req.headers().get(CORRELATION_ID_HEADER))
+            CorrelationId::from_header_or_generate(req.headers().get(&CORRELATION_ID_HEADER))
         });
+        let (path, query) = (req.uri().path(), req.uri().query());
+        let mut target = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
+        target.push_str(path);
+        if let Some(query) = query {
+            target.push('?');
+            target.push_str(query);
+        }
         let raw = Box::new(Raw {
             start: Instant::now(),
             elapsed: Duration::ZERO,
@@ -70,7 +80,8 @@ impl Pending {
             correlation_id,
             causation_id: ext.get::<CausationId>().cloned(),
             method: req.method().clone(),
-            uri: req.uri().clone(),
+            target,
+            path_len: path.len(),
             request_headers: config.redactor.headers(req.headers()),
             request_body: None,
             principal: ext.get::<Principal>().cloned(),
@@ -157,33 +168,21 @@ impl Drop for Pending {
 
 impl Raw {
     /// The record; runs on the writer's worker.
-    pub(crate) fn into_record(self) -> AuditRecord {
-        let Raw {
-            config,
-            elapsed,
-            timestamp,
-            correlation_id,
-            causation_id,
-            method,
-            uri,
-            request_headers,
-            request_body,
-            principal,
-            log,
-            status,
-            response_headers,
-            error_type,
-            error_message,
-            complete,
-            ..
-        } = self;
-        let id = Uuid::new_v7(uuid::Timestamp::from_unix(
-            uuid::NoContext,
-            u64::try_from(gw_core::clock::unix_seconds(timestamp)).unwrap_or(0),
-            timestamp
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos()),
-        ));
+    pub(crate) fn into_record(self: Box<Self>) -> AuditRecord {
+        // Field by field out of the box: no copy of the whole `Raw` first.
+        let config = self.config;
+        let timestamp = self.timestamp;
+        let (status, error_type, error_message) =
+            (self.status, self.error_type, self.error_message);
+        let log = self.log;
+        let principal = self.principal;
+        let mut target = self.target;
+        let path_len = self.path_len;
+        let (secs, nanos) = match timestamp.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => (d.as_secs().min(i64::MAX as u64), d.subsec_nanos()),
+            Err(_) => (0, 0),
+        };
+        let id = Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos));
         let (status, error_type, error_message) = match status {
             Some(s) => (s.as_u16(), error_type.map(Cow::Borrowed), error_message),
             None => (
@@ -204,24 +203,27 @@ impl Raw {
             log.decisions.into_iter().map(AuditDecision::from).collect();
         AuditRecord {
             id,
-            correlation_id: correlation_id.as_str().to_owned(),
-            causation_id: causation_id.as_ref().map(|c| c.as_str().to_owned()),
+            correlation_id: self.correlation_id.as_str().to_owned(),
+            causation_id: self.causation_id.as_ref().map(|c| c.as_str().to_owned()),
             timestamp,
             gateway_type: config.gateway_type.map(|g| Cow::Borrowed(g.as_str())),
             request_id: id
                 .hyphenated()
                 .encode_lower(&mut Uuid::encode_buffer())
                 .to_owned(),
-            http_method: method_name(&method),
-            endpoint: uri.path().to_owned(),
-            query_params: config.redactor.query(uri.query()),
-            request_headers,
-            request_body,
+            http_method: method_name(&self.method),
+            query_params: config.redactor.query(target.get(path_len + 1..)),
+            endpoint: {
+                target.truncate(path_len);
+                target
+            },
+            request_headers: self.request_headers,
+            request_body: self.request_body,
             // `String::from(&str)`: a copy, without the formatting machinery of `to_string`.
             user_id: principal.map(|p| String::from(&*p.user_id)),
             customer_id: principal.map(|p| String::from(&*p.customer_id)),
             email: principal.map(|p| String::from(&*p.email)),
-            roles: principal.map_or_else(|| Arc::from([]), |p| p.roles.clone()),
+            roles: principal.map_or_else(|| NO_ROLES.clone(), |p| p.roles.clone()),
             trial_mode: principal.is_some_and(Principal::is_trial),
             policies_evaluated: decisions
                 .iter()
@@ -230,18 +232,22 @@ impl Raw {
             decisions,
             policy_latency_us,
             status_code: i32::from(status),
-            response_headers,
+            response_headers: self.response_headers,
             error_type,
             error_message,
-            total_latency_us: micros(elapsed),
+            total_latency_us: micros(self.elapsed),
             upstream_latency_us,
             action,
             resource,
             resource_id,
-            response_complete: complete,
+            response_complete: self.complete,
         }
     }
 }
+
+/// The roles of a record without a caller: one shared empty list, not an allocation per
+/// record.
+static NO_ROLES: LazyLock<Arc<[String]>> = LazyLock::new(|| Arc::from([]));
 
 /// The method's name, borrowed for the standard methods.
 fn method_name(method: &Method) -> Cow<'static, str> {

@@ -157,27 +157,51 @@ pub struct HeaderFields {
 }
 
 impl HeaderFields {
-    /// A snapshot of `headers`, with the value of every header `redact` says yes to
-    /// replaced by `replacement`.
+    /// A snapshot of `headers`, with the value of every header `redact` (given the name
+    /// and its text) says yes to replaced by `replacement`.
     pub(crate) fn snapshot(
         headers: &HeaderMap,
-        redact: impl Fn(&HeaderName) -> bool,
+        redact: impl Fn(&HeaderName, &str) -> bool,
         replacement: &str,
     ) -> Self {
         // Room for typical headers (a second pass to size it exactly costs more than the
         // occasional growth).
+        let mut text = Vec::with_capacity(headers.len() * 40);
+        let mut ends = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            let name_text = name.as_str();
+            text.extend_from_slice(name_text.as_bytes());
+            let name_end = text.len();
+            if redact(name, name_text) {
+                text.extend_from_slice(replacement.as_bytes());
+            } else {
+                text.extend_from_slice(value.as_bytes());
+            }
+            ends.push((name_end, text.len()));
+        }
+        // Names and the replacement are text, so the whole is UTF-8 exactly when every
+        // value is: one check for all of them, and only in the rare other case a second
+        // pass that replaces what is not UTF-8 value by value.
+        match String::from_utf8(text) {
+            Ok(text) => Self { text, ends },
+            Err(_) => Self::snapshot_lossy(headers, redact, replacement),
+        }
+    }
+
+    fn snapshot_lossy(
+        headers: &HeaderMap,
+        redact: impl Fn(&HeaderName, &str) -> bool,
+        replacement: &str,
+    ) -> Self {
         let mut out = Self {
             text: String::with_capacity(headers.len() * 40),
             ends: Vec::with_capacity(headers.len()),
         };
         for (name, value) in headers {
-            if redact(name) {
+            if redact(name, name.as_str()) {
                 out.push(name.as_str(), replacement);
             } else {
-                match std::str::from_utf8(value.as_bytes()) {
-                    Ok(text) => out.push(name.as_str(), text),
-                    Err(_) => out.push(name.as_str(), &String::from_utf8_lossy(value.as_bytes())),
-                }
+                out.push(name.as_str(), &String::from_utf8_lossy(value.as_bytes()));
             }
         }
         out
@@ -240,7 +264,7 @@ impl Eq for HeaderFields {}
 impl From<&HeaderMap> for HeaderFields {
     /// A snapshot of every header, nothing redacted.
     fn from(headers: &HeaderMap) -> Self {
-        Self::snapshot(headers, |_| false, "")
+        Self::snapshot(headers, |_, _| false, "")
     }
 }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use http::HeaderMap;
 use http::header::HeaderName;
+use serde_json::map::Entry;
 use serde_json::{Map, Value};
 
 use crate::record::HeaderFields;
@@ -41,29 +42,43 @@ pub const DEFAULT_REDACTED_FIELDS: [&str; 10] = [
 #[derive(Debug, Clone)]
 pub(crate) struct Redactor {
     headers: Arc<[HeaderName]>,
-    // Bit `n` is set when a redacted header name is `n` bytes long (63 for 63 and more):
-    // most headers are told apart by their length alone.
-    header_lengths: u64,
-    pub(crate) fields: Arc<[String]>,
+    // The `name_bit`s of the redacted header names: most other headers are told apart by
+    // one test, without comparing names.
+    header_bits: u64,
+    fields: Arc<[String]>,
+    // Bit `n` is set when a redacted field name is `n` bytes long (63 for 63 and more).
+    field_lengths: u64,
 }
 
 impl Default for Redactor {
     fn default() -> Self {
         let mut redactor = Self {
             headers: Arc::from([]),
-            header_lengths: 0,
-            fields: DEFAULT_REDACTED_FIELDS
-                .iter()
-                .map(|f| (*f).to_owned())
-                .collect(),
+            header_bits: 0,
+            fields: Arc::from([]),
+            field_lengths: 0,
         };
         redactor.add_headers(DEFAULT_REDACTED_HEADERS.map(HeaderName::from_static));
+        redactor.add_fields(DEFAULT_REDACTED_FIELDS.map(str::to_owned));
         redactor
     }
 }
 
-fn length_bit(name: &HeaderName) -> u64 {
-    1 << name.as_str().len().min(63)
+/// One of 64 bits for a header name, from its length and three of its bytes: cheap to
+/// compute, and for the default redacted names it tells the common other headers apart.
+fn name_bit(name: &str) -> u64 {
+    let b = name.as_bytes();
+    let (first, mid, last) = match b {
+        [] => (0, 0, 0),
+        [first, .., last] => (*first, b[b.len() / 2], *last),
+        [only] => (*only, *only, *only),
+    };
+    let h = 2 * b.len() + 2 * usize::from(last) + 4 * usize::from(first) + usize::from(mid);
+    1 << (h % 64)
+}
+
+fn length_bit(name: &str) -> u64 {
+    1 << name.len().min(63)
 }
 
 impl Redactor {
@@ -71,21 +86,35 @@ impl Redactor {
     pub(crate) fn add_headers(&mut self, names: impl IntoIterator<Item = HeaderName>) {
         let mut all = self.headers.to_vec();
         all.extend(names);
-        self.header_lengths = all.iter().fold(0, |m, n| m | length_bit(n));
+        self.header_bits = all.iter().fold(0, |m, n| m | name_bit(n.as_str()));
         self.headers = all.into();
     }
 
-    fn is_redacted_header(&self, name: &HeaderName) -> bool {
-        self.header_lengths & length_bit(name) != 0 && self.headers.contains(name)
+    /// Redacts the fields `names` too.
+    pub(crate) fn add_fields(&mut self, names: impl IntoIterator<Item = String>) {
+        let mut all = self.fields.to_vec();
+        all.extend(names);
+        self.field_lengths = all.iter().fold(0, |m, n| m | length_bit(n));
+        self.fields = all.into();
+    }
+
+    /// Whether the header `name` (whose text is `text`) is redacted.
+    fn is_redacted_header(&self, name: &HeaderName, text: &str) -> bool {
+        self.header_bits & name_bit(text) != 0 && self.headers.contains(name)
     }
 
     /// A snapshot of `headers` in which every redacted header's values are replaced.
     pub(crate) fn headers(&self, headers: &HeaderMap) -> HeaderFields {
-        HeaderFields::snapshot(headers, |name| self.is_redacted_header(name), REDACTED)
+        HeaderFields::snapshot(
+            headers,
+            |name, text| self.is_redacted_header(name, text),
+            REDACTED,
+        )
     }
 
     fn is_redacted_field(&self, name: &str) -> bool {
-        self.fields.iter().any(|f| f.eq_ignore_ascii_case(name))
+        self.field_lengths & length_bit(name) != 0
+            && self.fields.iter().any(|f| f.eq_ignore_ascii_case(name))
     }
 
     /// Replaces the values of redacted fields, at any depth.
@@ -116,15 +145,17 @@ impl Redactor {
             } else {
                 percent_decode(v)
             };
-            match map.get_mut(&k) {
-                Some(Value::Array(items)) => items.push(Value::String(v)),
-                Some(prev) => {
-                    let first = prev.take();
-                    *prev = Value::Array(vec![first, Value::String(v)]);
+            match map.entry(k) {
+                Entry::Vacant(slot) => {
+                    slot.insert(Value::String(v));
                 }
-                None => {
-                    map.insert(k, Value::String(v));
-                }
+                Entry::Occupied(mut slot) => match slot.get_mut() {
+                    Value::Array(items) => items.push(Value::String(v)),
+                    prev => {
+                        let first = prev.take();
+                        *prev = Value::Array(vec![first, Value::String(v)]);
+                    }
+                },
             }
         }
         Value::Object(map)
@@ -132,7 +163,7 @@ impl Redactor {
 }
 
 fn percent_decode(s: &str) -> String {
-    if !s.contains(['%', '+']) {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
         return s.to_owned();
     }
     let bytes = s.as_bytes();
@@ -183,6 +214,29 @@ mod tests {
         }
         assert_eq!(out["accept"], "application/json");
         assert!(!out.to_string().contains("s3cr3t") && !out.to_string().contains("second"));
+    }
+
+    #[test]
+    fn values_that_are_not_utf8_are_kept_lossily_and_still_redacted() {
+        let mut h = HeaderMap::new();
+        h.insert("accept", "text/plain".parse().unwrap());
+        h.insert(
+            "authorization",
+            http::HeaderValue::from_bytes(b"s3cr3t\xff").unwrap(),
+        );
+        h.append("x-bin", http::HeaderValue::from_bytes(b"caf\xe9").unwrap());
+        h.append("x-bin", "plain".parse().unwrap());
+        h.insert("cookie", "s3cr3t=1".parse().unwrap());
+        let out = Redactor::default().headers(&h);
+        assert_eq!(out.len(), 5);
+        assert_eq!(out.get("accept"), Some("text/plain"));
+        assert_eq!(out.get("authorization"), Some(REDACTED));
+        assert_eq!(out.get("cookie"), Some(REDACTED));
+        assert_eq!(
+            out.get_all("x-bin").collect::<Vec<_>>(),
+            ["caf\u{fffd}", "plain"]
+        );
+        assert!(!out.iter().any(|(_, v)| v.contains("s3cr3t")));
     }
 
     #[test]
