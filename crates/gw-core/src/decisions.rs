@@ -192,6 +192,11 @@ impl Decisions {
         self.lock().decisions.push(decision);
     }
 
+    /// Appends several decisions to this log, in order, under one lock.
+    pub fn extend(&self, decisions: impl IntoIterator<Item = Decision>) {
+        self.lock().decisions.extend(decisions);
+    }
+
     /// A copy of the log as it is now.
     pub fn snapshot(&self) -> DecisionLog {
         self.lock().clone()
@@ -269,6 +274,16 @@ mod tests {
         let json = serde_json::to_value(&log.decisions[1]).unwrap();
         assert_eq!(json["outcome"], "allow");
         assert_eq!(json["latency"], 2);
+    }
+
+    #[test]
+    fn extend_appends_in_order() {
+        let log = Decisions::new();
+        log.push(Decision::new("auth", "jwt", Outcome::Allow, Duration::ZERO));
+        let policy = |p: &'static str| Decision::new("policy", p, Outcome::Skip, Duration::ZERO);
+        log.extend([policy("trial_mode"), policy("sandbox_routing")]);
+        let policies: Vec<_> = log.take().decisions.into_iter().map(|d| d.policy).collect();
+        assert_eq!(policies, ["jwt", "trial_mode", "sandbox_routing"]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use gw_core::{BackendError, Decision, Decisions, FailMode, Principal, TargetBackend};
+use gw_core::{BackendError, Decision, FailMode, Principal, TargetBackend};
 use gw_problem::{Problem, ProblemType};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
@@ -190,12 +190,11 @@ pub(crate) struct Evaluated {
 }
 
 impl Evaluated {
-    /// Appends the decision to `log`, with `latency` unless it measured its own.
-    pub fn record(&mut self, log: &Decisions, latency: Duration) {
-        if let Some((policy, outcome, reason)) = self.decision.take() {
-            let latency = self.latency.unwrap_or(latency);
-            log.push(Decision::new(LAYER, policy, outcome, latency).reason(reason));
-        }
+    /// The decision to record, with `latency` unless it measured its own.
+    pub fn take_decision(&mut self, latency: Duration) -> Option<Decision> {
+        let (policy, outcome, reason) = self.decision.take()?;
+        let latency = self.latency.unwrap_or(latency);
+        Some(Decision::new(LAYER, policy, outcome, latency).reason(reason))
     }
 }
 

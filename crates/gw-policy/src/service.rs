@@ -298,9 +298,11 @@ fn finish(
     // One clock read for every policy that did not have to wait (all of them in memory).
     if let Some(log) = parts.extensions.get::<Decisions>() {
         let all = start.started.elapsed();
-        for e in [&mut *t, &mut *g, &mut *s] {
-            e.record(log, all);
-        }
+        log.extend(
+            [&mut *t, &mut *g, &mut *s]
+                .into_iter()
+                .filter_map(|e| e.take_decision(all)),
+        );
     }
     if let Some(rejection) = t.rejection.take().or_else(|| g.rejection.take()) {
         return Err(rejection);
