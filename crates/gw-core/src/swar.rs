@@ -39,11 +39,11 @@ pub(crate) const fn double_slash(x: u64, next: u64) -> u64 {
     zero((x ^ SLASHES) | (next ^ SLASHES))
 }
 
-/// Whether the mask of `test` says yes for some eight-byte word of `bytes` (first byte in the lowest
-/// lane) together with the word one byte later (for tests on byte pairs; past the end it
-/// reads an ordinary byte), over every position; `None` when `bytes` is shorter than
-/// eight bytes. The last word overlaps the one before, which cannot change an "any"
-/// answer.
+/// Whether the mask of `test` says yes for some eight-byte word of `bytes` (first byte
+/// in the lowest lane) together with the word one byte later (for tests on byte pairs;
+/// past the end it reads an ordinary byte), over every position; `None` when `bytes` is
+/// shorter than eight bytes. The last word overlaps the one before, which cannot change
+/// an "any" answer.
 pub(crate) fn any_word(bytes: &[u8], test: impl Fn(u64, u64) -> u64) -> Option<bool> {
     let last = bytes.len().checked_sub(8)?;
     let mut at = 0;

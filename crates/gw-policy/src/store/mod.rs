@@ -43,8 +43,9 @@ pub trait UsageStore: Send + Sync + Debug + 'static {
     fn release<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BackendError>>;
 
     /// [`acquire`](Self::acquire) answered at once, without boxing a future, by a store
-    /// that can (an in-process one); `None`, the default, to be awaited instead. When
-    /// `Some`, it must be exactly what `acquire` would have answered.
+    /// that can (an in-process one). `None`, the default, means "await `acquire`
+    /// instead"; `Some` means the task was counted exactly as `acquire` would have. A
+    /// layer whose stores are all [local](Self::is_local) asks this first.
     fn acquire_now(
         &self,
         key: &str,
