@@ -15,6 +15,10 @@
 #                         its audit writer spools to $LOAD_OUT/audit-spool when PostgreSQL lags
 #   LOAD_CASES [all]      space-separated subset of: bare chain-hit chain-miss
 #                         chain-miss-eddsa backends-hit
+#   LOAD_ROUNDS [1]       run all cases this many times, in turn; the table gives each
+#                         case's median req/s and its ratio to the bare server of the
+#                         same round (median, lowest and highest), as the ratio of one
+#                         run moves by 10-20 points on a shared VM
 #   LOAD_OUT [target/load]  where token pools, wrk output and server logs go
 #   REDIS_URL, DATABASE_URL  backends of the backends-hit case
 #
@@ -31,6 +35,7 @@ ALG="${LOAD_ALG:-rs256}"
 POOL="${LOAD_POOL:-16}"
 AUDIT_BATCH="${LOAD_AUDIT_BATCH:-1000}"
 CASES="${LOAD_CASES:-bare chain-hit chain-miss chain-miss-eddsa backends-hit}"
+ROUNDS="${LOAD_ROUNDS:-1}"
 OUT="${LOAD_OUT:-$ROOT/target/load}"
 BIN="$ROOT/target/release/load-server"
 LUA="$ROOT/benches/load/tokens.lua"
@@ -69,9 +74,11 @@ to_ms() {
     else { print "?" } }'
 }
 
-declare -A RPS P50 P99 BAD AUDIT LOADAVG
+# Per case and round ("$case.$round"): RPS. Per case, from its last round: P50, P99,
+# AUDIT, LOADAVG (1-minute load before the case). Per case, summed over rounds: BAD, LOST.
+declare -A RPS P50 P99 BAD AUDIT LOADAVG LOST
 run_case() {
-  local name="$1"; shift
+  local name="$1" round="$2"; shift 2
   local tokens="$OUT/$name.tokens" log="$OUT/$name.server.log" res="$OUT/$name.wrk.txt"
   echo "== $name: load-server $*"
   rm -rf "$OUT/audit-spool"
@@ -91,24 +98,39 @@ run_case() {
   stop_server || rc=$?
   cat "$log"
   if [ "$rc" -ne 0 ]; then echo "load-server exited with $rc (see $log)"; exit 1; fi
-  RPS[$name]="$(awk '/^Requests\/sec:/ {print $2}' "$res")"
+  RPS[$name.$round]="$(awk '/^Requests\/sec:/ {print $2}' "$res")"
   P50[$name]="$(to_ms "$(awk '$1 == "50%" {print $2}' "$res")")"
   P99[$name]="$(to_ms "$(awk '$1 == "99%" {print $2}' "$res")")"
-  BAD[$name]="$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$res")"
-  BAD[$name]="${BAD[$name]:-0}"
+  local bad
+  bad="$(awk '/Non-2xx or 3xx responses:/ {print $5}' "$res")"
+  BAD[$name]=$(( ${BAD[$name]:-0} + ${bad:-0} ))
   AUDIT[$name]="$(grep -o 'answered=[0-9]* rows=[0-9]* lost=[0-9]*' "$log" || echo -)"
+  local lost
+  lost="$(grep -o 'lost=[0-9]*' "$log" | head -1 | cut -d= -f2 || true)"
+  LOST[$name]=$(( ${LOST[$name]:-0} + ${lost:-0} ))
 }
 
-for c in $CASES; do
-  case "$c" in
-    bare) run_case bare --mode bare --tokens "$POOL" ;;
-    chain-hit) run_case chain-hit --mode chain --alg "$ALG" --tokens "$POOL" ;;
-    chain-miss) run_case chain-miss --mode chain --alg "$ALG" --tokens "$POOL" --auth-cache 0 ;;
-    chain-miss-eddsa) run_case chain-miss-eddsa --mode chain --alg eddsa --tokens "$POOL" --auth-cache 0 ;;
-    backends-hit) run_case backends-hit --mode chain-backends --alg "$ALG" --tokens "$POOL" --audit-batch "$AUDIT_BATCH" --audit-spool "$OUT/audit-spool" ;;
-    *) echo "unknown case $c"; exit 2 ;;
-  esac
+for r in $(seq 1 "$ROUNDS"); do
+  for c in $CASES; do
+    [ "$ROUNDS" -gt 1 ] && echo "== round $r of $ROUNDS"
+    case "$c" in
+      bare) run_case bare "$r" --mode bare --tokens "$POOL" ;;
+      chain-hit) run_case chain-hit "$r" --mode chain --alg "$ALG" --tokens "$POOL" ;;
+      chain-miss) run_case chain-miss "$r" --mode chain --alg "$ALG" --tokens "$POOL" --auth-cache 0 ;;
+      chain-miss-eddsa) run_case chain-miss-eddsa "$r" --mode chain --alg eddsa --tokens "$POOL" --auth-cache 0 ;;
+      backends-hit) run_case backends-hit "$r" --mode chain-backends --alg "$ALG" --tokens "$POOL" --audit-batch "$AUDIT_BATCH" --audit-spool "$OUT/audit-spool" ;;
+      *) echo "unknown case $c"; exit 2 ;;
+    esac
+  done
 done
+
+# "lowest median highest" of the numbers on standard input, one a line.
+spread() {
+  sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print "- - -"; exit }
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "%s %s %s\n", v[1], m, v[NR] }'
+}
 
 echo "== raw signature verification (one thread)"
 VERIFY_RS="$("$BIN" verify-rate --alg rs256 --seconds 2)"
@@ -117,14 +139,23 @@ echo "$VERIFY_RS"
 echo "$VERIFY_ED"
 
 echo
-echo "== results: wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
-printf '| %-17s | %10s | %8s | %9s | %9s | %7s | %-40s | %7s |\n' case "req/s" "vs bare" "p50 ms" "p99 ms" "non-2xx" audit "load1"
-printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' "-------------------" "------------" "----------" "-----------" "-----------" "---------" "------------------------------------------" "---------"
+echo "== results: wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ROUNDS round(s)"
+echo "(req/s: median over rounds; vs bare: median of each round's ratio, lowest-highest in brackets; p50, p99, audit, load1: last round; non-2xx, lost: all rounds)"
+printf '| %-17s | %10s | %-16s | %9s | %9s | %7s | %-40s | %5s | %5s |\n' case "req/s" "vs bare" "p50 ms" "p99 ms" "non-2xx" "audit (last round)" "lost" "load1"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "-------------------" "------------" "------------------" "-----------" "-----------" "---------" "------------------------------------------" "-------" "-------"
 for c in $CASES; do
+  read -r _ rps _ < <(for r in $(seq 1 "$ROUNDS"); do echo "${RPS[$c.$r]}"; done | spread)
   ratio="-"
-  if [ -n "${RPS[bare]:-}" ]; then
-    ratio="$(awk -v a="${RPS[$c]}" -v b="${RPS[bare]}" 'BEGIN { printf "%.0f %%", 100 * a / b }')"
+  if [[ " $CASES " == *" bare "* ]]; then
+    read -r lo mid hi < <(for r in $(seq 1 "$ROUNDS"); do
+      awk -v a="${RPS[$c.$r]}" -v b="${RPS[bare.$r]}" 'BEGIN { printf "%.1f\n", 100 * a / b }'
+    done | spread)
+    if [ "$ROUNDS" -gt 1 ]; then
+      ratio="$(printf '%.0f %% (%.0f-%.0f)' "$mid" "$lo" "$hi")"
+    else
+      ratio="$(printf '%.0f %%' "$mid")"
+    fi
   fi
-  printf '| %-17s | %10s | %8s | %9s | %9s | %7s | %-40s | %7s |\n' "$c" "${RPS[$c]}" "$ratio" "${P50[$c]}" "${P99[$c]}" "${BAD[$c]}" "${AUDIT[$c]}" "${LOADAVG[$c]}"
+  printf '| %-17s | %10s | %-16s | %9s | %9s | %7s | %-40s | %5s | %5s |\n' "$c" "$rps" "$ratio" "${P50[$c]}" "${P99[$c]}" "${BAD[$c]}" "${AUDIT[$c]}" "${LOST[$c]}" "${LOADAVG[$c]}"
 done
 echo "(verify: $VERIFY_RS; $VERIFY_ED)"
