@@ -47,6 +47,25 @@ impl<B> VerifiedBody<B> {
         }
     }
 
+    /// The original body back when the verifier did not read it (mode `off`, an exempt
+    /// path), or `self` otherwise. Lets the next layer go on with the body it had
+    /// instead of wrapping (and boxing) this one:
+    ///
+    /// ```
+    /// use svc_hmac::VerifiedBody;
+    ///
+    /// let body = VerifiedBody::passthrough(String::from("as sent"));
+    /// assert_eq!(body.into_passthrough().ok().as_deref(), Some("as sent"));
+    /// let read = VerifiedBody::<String>::buffered("checked".into());
+    /// assert!(read.into_passthrough().is_err());
+    /// ```
+    pub fn into_passthrough(self) -> Result<B, Self> {
+        match self.kind {
+            Kind::Passthrough { body } => Ok(body),
+            kind => Err(Self { kind }),
+        }
+    }
+
     /// `head` (already read), then the rest of `rest`.
     pub(crate) fn partial(head: Bytes, rest: Pin<Box<B>>) -> Self {
         Self {

@@ -68,7 +68,10 @@ impl Layers {
             ServiceBuilder::new()
                 .layer(self.auth.clone())
                 .layer(self.service_auth.clone())
-                .map_request(|r: Request<svc_hmac::VerifiedBody<Body>>| r.map(Body::new))
+                .map_request(|r: Request<svc_hmac::VerifiedBody<Body>>| {
+                    // A body the verifier did not read goes on as it came, not boxed again.
+                    r.map(|b| b.into_passthrough().unwrap_or_else(Body::new))
+                })
                 .layer(self.rbac.clone())
                 .layer(self.policy.clone())
                 .layer(self.budget.clone())
