@@ -1,7 +1,8 @@
 //! The [`AuditRecord`]: one row per request.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use gw_core::Decision;
@@ -55,7 +56,7 @@ pub struct AuditRecord {
     /// Whether the caller is on a trial plan.
     pub trial_mode: bool,
     /// Policies evaluated, in order (`layer/policy`).
-    pub policies_evaluated: Vec<String>,
+    pub policies_evaluated: Vec<Cow<'static, str>>,
     /// The decisions recorded by inner layers, in order (a JSON array of objects with
     /// `layer`, `policy`, `outcome`, `reason` and `latency` in microseconds).
     pub decisions: Vec<AuditDecision>,
@@ -115,14 +116,56 @@ impl From<Decision> for AuditDecision {
 }
 
 impl AuditDecision {
-    /// `layer/policy`, as listed in [`AuditRecord::policies_evaluated`].
-    pub fn qualified_policy(&self) -> String {
-        let mut s = String::with_capacity(self.layer.len() + 1 + self.policy.len());
-        s.push_str(&self.layer);
-        s.push('/');
-        s.push_str(&self.policy);
-        s
+    /// `layer/policy`, as listed in [`AuditRecord::policies_evaluated`]. Built once per
+    /// pair of static names and shared afterwards; only a policy named at run time
+    /// (an owned name) costs an allocation per record.
+    pub fn qualified_policy(&self) -> Cow<'static, str> {
+        match (&self.layer, &self.policy) {
+            (Cow::Borrowed(layer), Cow::Borrowed(policy)) => {
+                Cow::Borrowed(qualified_static(layer, policy))
+            }
+            (layer, policy) => Cow::Owned(qualify(layer, policy)),
+        }
     }
+}
+
+fn qualify(layer: &str, policy: &str) -> String {
+    let mut s = String::with_capacity(layer.len() + 1 + policy.len());
+    s.push_str(layer);
+    s.push('/');
+    s.push_str(policy);
+    s
+}
+
+/// `layer/policy` for two static names, leaked once per pair. The pairs are the layers'
+/// own literals, so the lists stay short; they are looked up by address (no hashing), in
+/// the asking thread's own list first, so a record takes no lock.
+fn qualified_static(layer: &'static str, policy: &'static str) -> &'static str {
+    type Names = Vec<([usize; 4], &'static str)>;
+    static SHARED: Mutex<Names> = Mutex::new(Vec::new());
+    thread_local! {
+        static LOCAL: RefCell<Names> = const { RefCell::new(Vec::new()) };
+    }
+    let key = [
+        layer.as_ptr().addr(),
+        layer.len(),
+        policy.as_ptr().addr(),
+        policy.len(),
+    ];
+    let find = |names: &Names| names.iter().find(|(k, _)| *k == key).map(|(_, n)| *n);
+    LOCAL.with_borrow_mut(|local| {
+        if let Some(name) = find(local) {
+            return name;
+        }
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        let name = find(&shared).unwrap_or_else(|| {
+            let name: &'static str = Box::leak(qualify(layer, policy).into_boxed_str());
+            shared.push((key, name));
+            name
+        });
+        local.push((key, name));
+        name
+    })
 }
 
 /// Headers of a record: a compact, read-only snapshot of a `HeaderMap` (names and values
@@ -378,6 +421,34 @@ pub(crate) fn sample(n: u32) -> AuditRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qualified_policy_names_are_built_once_per_static_pair() {
+        static LAYER: &str = "rbac";
+        static POLICY: &str = "rbac_pp";
+        let decision = |policy: Cow<'static, str>| AuditDecision {
+            layer: Cow::Borrowed(LAYER),
+            policy,
+            outcome: Cow::Borrowed("allow"),
+            reason: None,
+            latency: 0,
+        };
+        let first = decision(Cow::Borrowed(POLICY)).qualified_policy();
+        let again = decision(Cow::Borrowed(POLICY)).qualified_policy();
+        let elsewhere =
+            std::thread::spawn(move || decision(Cow::Borrowed(POLICY)).qualified_policy())
+                .join()
+                .unwrap();
+        assert_eq!(first, "rbac/rbac_pp");
+        for other in [&again, &elsewhere] {
+            match (&first, other) {
+                (Cow::Borrowed(a), Cow::Borrowed(b)) => assert!(std::ptr::eq(*a, *b)),
+                _ => panic!("static names are shared, not built per record"),
+            }
+        }
+        let owned = decision(Cow::Owned("custom".into())).qualified_policy();
+        assert!(matches!(&owned, Cow::Owned(name) if name == "rbac/custom"));
+    }
 
     #[test]
     fn header_fields_keep_repeats_in_order_and_compare_regardless_of_name_order() {

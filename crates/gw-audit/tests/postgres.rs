@@ -13,7 +13,7 @@ use gw_audit::{
     AuditDecision, AuditLayer, AuditRecord, AuditSink, AuditWriter, HeaderFields, MemorySink,
     PostgresSink, REDACTED, WriterConfig, migrate,
 };
-use gw_core::{BackendError, Decision, Decisions, ManualClock, Outcome, Principal};
+use gw_core::{BackendError, Decision, Decisions, ManualClock, Outcome, Principal, PrincipalData};
 use gw_problem::ProblemLayer;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -102,7 +102,11 @@ fn from_row(row: &Row) -> AuditRecord {
         email: row.get(13),
         roles: row.get::<_, Vec<String>>(14).into(),
         trial_mode: row.get(15),
-        policies_evaluated: row.get(16),
+        policies_evaluated: row
+            .get::<_, Vec<String>>(16)
+            .into_iter()
+            .map(Into::into)
+            .collect(),
         decisions: row.get::<_, Json<Vec<AuditDecision>>>(17).0,
         policy_latency_us: row.get(18),
         status_code: row.get(19),
@@ -125,7 +129,7 @@ const SELECT_ALL: &str = "id, correlation_id, causation_id, \"timestamp\", gatew
     upstream_latency_us, action, resource, resource_id, response_complete";
 
 async fn handler(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
-    req.extensions_mut().insert(Principal {
+    req.extensions_mut().insert(Principal::from(PrincipalData {
         sub: "s".into(),
         user_id: "user-9".into(),
         email: "u9@example.com".into(),
@@ -133,7 +137,7 @@ async fn handler(mut req: Request<Body>) -> Result<Response<Body>, Infallible> {
         roles: Arc::from(vec!["admin".to_owned()]),
         governor_agent_id: None,
         trial: None,
-    });
+    }));
     Decisions::record(
         req.extensions(),
         Decision::new(
