@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{Bencher, Criterion, criterion_group, criterion_main};
-use gw_core::{Decisions, Principal, TrialInfo};
+use gw_core::{Decisions, Principal, PrincipalData, TrialInfo};
 use gw_policy::{PolicyLayer, TrialConfig};
 use http::{Method, Request, Response};
 use http_body_util::Full;
@@ -23,7 +23,7 @@ use tower::{Service, ServiceBuilder};
 type Body = Full<Bytes>;
 
 fn principal(trial: bool) -> Principal {
-    Principal {
+    Principal::from(PrincipalData {
         sub: "u1".into(),
         user_id: "u1".into(),
         email: "u1@example.com".into(),
@@ -31,7 +31,7 @@ fn principal(trial: bool) -> Principal {
         roles: Arc::from(["developer".to_string()]),
         governor_agent_id: Some("gov-1".into()),
         trial: trial.then_some(TrialInfo { expires_at: None }),
-    }
+    })
 }
 
 /// A request as it reaches gw-policy in a gateway: authenticated (gw-auth ran before and

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use gw_core::Principal;
+use gw_core::{Principal, PrincipalData};
 use gw_rbac::{
     AuthzInput, DecisionCache, NativeAuthorizer, Policy, RbacLayer, RegoAuthorizer, RouteMapper,
 };
@@ -21,7 +21,7 @@ use tower::{ServiceBuilder, ServiceExt};
 type Body = Full<Bytes>;
 
 fn principal(roles: &[&str]) -> Principal {
-    Principal {
+    Principal::from(PrincipalData {
         sub: "u1".into(),
         user_id: "u1".into(),
         email: "u1@example.com".into(),
@@ -32,7 +32,7 @@ fn principal(roles: &[&str]) -> Principal {
             .collect::<Arc<[String]>>(),
         governor_agent_id: None,
         trial: None,
-    }
+    })
 }
 
 fn decisions(c: &mut Criterion) {

@@ -224,7 +224,7 @@ impl Raw {
             customer_id: principal.map(|p| String::from(&*p.customer_id)),
             email: principal.map(|p| String::from(&*p.email)),
             roles: principal.map_or_else(|| NO_ROLES.clone(), |p| p.roles.clone()),
-            trial_mode: principal.is_some_and(Principal::is_trial),
+            trial_mode: principal.is_some_and(|p| p.is_trial()),
             policies_evaluated: decisions
                 .iter()
                 .map(AuditDecision::qualified_policy)

@@ -9,7 +9,8 @@ use gw_audit::{
     AuditLayer, AuditRecord, AuditWriter, MemorySink, OverflowPolicy, REDACTED, WriterConfig,
 };
 use gw_core::{
-    Decision, Decisions, GatewayType, ManualClock, Outcome, Principal, ResourceAction, TrialInfo,
+    Decision, Decisions, GatewayType, ManualClock, Outcome, Principal, PrincipalData,
+    ResourceAction, TrialInfo,
 };
 use gw_problem::{Problem, ProblemLayer, ProblemType};
 use http::{HeaderName, Request, Response, StatusCode};
@@ -19,7 +20,7 @@ use tower::{ServiceBuilder, ServiceExt, service_fn};
 type Body = Full<Bytes>;
 
 fn principal() -> Principal {
-    Principal {
+    Principal::from(PrincipalData {
         sub: "sub-1".into(),
         user_id: "user-1".into(),
         email: "user-1@example.com".into(),
@@ -27,7 +28,7 @@ fn principal() -> Principal {
         roles: Arc::from(vec!["developer".to_owned(), "viewer".to_owned()]),
         governor_agent_id: None,
         trial: Some(TrialInfo { expires_at: None }),
-    }
+    })
 }
 
 /// Stands in for the inner layers: authenticates, records decisions, maps the resource.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gw_core::{Principal, TrialInfo};
+use gw_core::{Principal, PrincipalData, TrialInfo};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -84,7 +84,7 @@ impl Claims {
 
     /// The caller as the other gw layers see it.
     pub fn principal(&self) -> Principal {
-        Principal {
+        Principal::from(PrincipalData {
             sub: self.sub.as_str().into(),
             user_id: self.user_id.as_str().into(),
             email: self.email.as_str().into(),
@@ -94,7 +94,7 @@ impl Claims {
             trial: self.trial_mode.then_some(TrialInfo {
                 expires_at: self.trial_expires_at,
             }),
-        }
+        })
     }
 }
 

@@ -118,6 +118,7 @@ impl AgentIdExtractor for FirstOf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gw_core::PrincipalData;
 
     fn info<'a>(path: &'a str, headers: &'a HeaderMap, ext: &'a Extensions) -> RequestInfo<'a> {
         RequestInfo {
@@ -133,7 +134,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-agent-id", "h1".parse().unwrap());
         let mut ext = Extensions::new();
-        ext.insert(Principal {
+        ext.insert(Principal::from(PrincipalData {
             sub: "u".into(),
             user_id: "u".into(),
             email: "u@x".into(),
@@ -141,7 +142,7 @@ mod tests {
             roles: Arc::from(Vec::<String>::new()),
             governor_agent_id: Some("g1".into()),
             trial: None,
-        });
+        }));
         let path = PathParam::new(["/api/v1/agents/{agent_id}/*"], "agent_id").unwrap();
         let r = info("/api/v1/agents/a7/run", &headers, &ext);
         assert_eq!(path.agent_id(&r).as_deref(), Some("a7"));

@@ -231,6 +231,7 @@ fn serialize_opt_micros<S: serde::Serializer>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::PrincipalData;
 
     #[test]
     fn inner_records_are_visible_to_the_outer_handle() {
@@ -297,7 +298,7 @@ mod tests {
         );
         assert!(outer.snapshot().principal.is_none());
 
-        let p = Principal {
+        let p = Principal::from(PrincipalData {
             sub: "s".into(),
             user_id: "u".into(),
             email: "u@example.com".into(),
@@ -305,7 +306,7 @@ mod tests {
             roles: Arc::from(vec!["viewer".to_owned()]),
             governor_agent_id: None,
             trial: None,
-        };
+        });
         ext.insert(p.clone());
         Decisions::record(
             &ext,
@@ -313,10 +314,10 @@ mod tests {
         );
         assert_eq!(outer.snapshot().principal.as_ref(), Some(&p));
 
-        let other = Principal {
+        let other = Principal::from(PrincipalData {
             user_id: "v".into(),
-            ..p.clone()
-        };
+            ..PrincipalData::clone(&p)
+        });
         Decisions::record_principal(&ext, &other);
         assert_eq!(&*outer.take().principal.unwrap().user_id, "v");
     }

@@ -11,10 +11,46 @@ pub const ADMIN_ROLE: &str = "admin";
 /// The authenticated caller, inserted into the request extensions by an authentication
 /// layer (such as gw-auth) and read by every layer after it.
 ///
-/// Every field is shared (`Arc`), so the clones layers make of it (into the request, into
-/// the decision log) copy no strings.
+/// One shared allocation: the clones layers make of it (into the request, into the
+/// decision log) cost one reference count, whatever it holds. Its fields are those of
+/// [`PrincipalData`], read through it (`principal.user_id`):
+///
+/// ```
+/// use gw_core::{Principal, PrincipalData};
+///
+/// let p = Principal::from(PrincipalData {
+///     sub: "u-1".into(),
+///     user_id: "u-1".into(),
+///     email: "u-1@example.com".into(),
+///     customer_id: "c-1".into(),
+///     roles: vec!["developer".to_owned()].into(),
+///     governor_agent_id: None,
+///     trial: None,
+/// });
+/// assert_eq!(&*p.user_id, "u-1");
+/// assert!(p.has_role("developer") && !p.is_trial());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Principal {
+#[serde(transparent)]
+pub struct Principal(Arc<PrincipalData>);
+
+impl From<PrincipalData> for Principal {
+    fn from(data: PrincipalData) -> Self {
+        Self(Arc::new(data))
+    }
+}
+
+impl std::ops::Deref for Principal {
+    type Target = PrincipalData;
+
+    fn deref(&self) -> &PrincipalData {
+        &self.0
+    }
+}
+
+/// What a [`Principal`] holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrincipalData {
     /// Token subject (`sub`).
     pub sub: Arc<str>,
     /// Application user id (`user_id`).
@@ -45,7 +81,7 @@ impl TrialInfo {
     }
 }
 
-impl Principal {
+impl PrincipalData {
     /// Whether the caller holds `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
@@ -137,7 +173,7 @@ mod tests {
     use std::time::Duration;
 
     fn user(roles: &[&str], trial: Option<TrialInfo>) -> Principal {
-        Principal {
+        Principal::from(PrincipalData {
             sub: "u1".into(),
             user_id: "u1".into(),
             email: "u1@example.com".into(),
@@ -145,7 +181,7 @@ mod tests {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             governor_agent_id: None,
             trial,
-        }
+        })
     }
 
     #[test]

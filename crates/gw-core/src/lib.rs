@@ -47,6 +47,8 @@ pub use correlation::{CAUSATION_ID_HEADER, CORRELATION_ID_HEADER, CausationId, C
 pub use decisions::{Decision, DecisionLog, Decisions, Outcome, ResourceAction};
 pub use error::{BackendError, BackendErrorKind, FailMode};
 pub use flags::{EnvFlags, FeatureFlags, SharedFlags, StaticFlags};
-pub use identity::{GatewayType, Principal, ServiceIdentity, TargetBackend, TrialInfo};
+pub use identity::{
+    GatewayType, Principal, PrincipalData, ServiceIdentity, TargetBackend, TrialInfo,
+};
 pub use path::{PathError, normalize_path};
 pub use route::{PatternError, RouteMatch, RouteSet};

@@ -6,7 +6,7 @@
 //! use std::sync::Arc;
 //!
 //! use bytes::Bytes;
-//! use gw_core::{Principal, TargetBackend, TrialInfo};
+//! use gw_core::{Principal, PrincipalData, TargetBackend, TrialInfo};
 //! use gw_policy::{PolicyLayer, TrialConfig};
 //! use http::{Request, Response, StatusCode};
 //! use http_body_util::Full;
@@ -22,7 +22,7 @@
 //!         Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
 //!     });
 //!
-//! let trial_user = Principal {
+//! let trial_user = Principal::from(PrincipalData {
 //!     sub: "u1".into(),
 //!     user_id: "u1".into(),
 //!     email: "u1@example.com".into(),
@@ -30,7 +30,7 @@
 //!     roles: Arc::from([]),
 //!     governor_agent_id: None,
 //!     trial: Some(TrialInfo { expires_at: None }),
-//! };
+//! });
 //! let task = || {
 //!     let mut req = Request::post("/api/v1/tasks").body(Full::default()).unwrap();
 //!     req.extensions_mut().insert(trial_user.clone());

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use gw_core::{ManualClock, Outcome, StaticFlags};
+use gw_core::{ManualClock, Outcome, Principal, PrincipalData, StaticFlags};
 use gw_policy::{
     ApprovalBinding, ApprovalResponse, ApprovalStore, GovernorConfig, MemoryApprovalStore,
     MemoryUsageStore, PolicyLayer, PolicySettings, TrialConfig,
@@ -66,8 +66,10 @@ async fn unapproved_sensitive_action_redirects_with_governor_headers() {
 #[tokio::test]
 async fn hostile_values_are_url_encoded_in_the_redirect() {
     let (svc, _, _) = setup(ApprovalResponse::Redirect);
-    let mut user = paid_user("u1&governor_id=evil#x");
-    user.governor_agent_id = Some("g 1?a=b&c=%41/é".into());
+    let user = Principal::from(PrincipalData {
+        governor_agent_id: Some("g 1?a=b&c=%41/é".into()),
+        ..PrincipalData::clone(&paid_user("u1&governor_id=evil#x"))
+    });
     let r = call(Method::DELETE, "/api/v1/customers/a%20b%26c=d", Some(user))
         .send(&svc)
         .await;

@@ -131,7 +131,7 @@ fn sandbox_routing_agrees() {
 }
 
 fn principal(trial: bool) -> gw_core::Principal {
-    gw_core::Principal {
+    gw_core::Principal::from(gw_core::PrincipalData {
         sub: "u".into(),
         user_id: "u".into(),
         email: "u@example.com".into(),
@@ -139,5 +139,5 @@ fn principal(trial: bool) -> gw_core::Principal {
         roles: std::sync::Arc::from([]),
         governor_agent_id: None,
         trial: trial.then_some(gw_core::TrialInfo { expires_at: None }),
-    }
+    })
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use gw_core::{BackendError, ManualClock, Outcome, StaticFlags, TrialInfo};
+use gw_core::{
+    BackendError, ManualClock, Outcome, Principal, PrincipalData, StaticFlags, TrialInfo,
+};
 use gw_policy::store::BoxFuture;
 use gw_policy::{MemoryUsageStore, PolicyLayer, PolicySettings, TrialConfig, Usage, UsageStore};
 use http::{Method, StatusCode};
@@ -333,8 +335,10 @@ async fn users_are_counted_separately_and_by_subject_without_a_user_id() {
         &clock,
         TrialConfig::new().limit(1).shared_store(store.clone()),
     ));
-    let mut anonymous = trial_user("");
-    anonymous.sub = "sub-9".into();
+    let anonymous = Principal::from(PrincipalData {
+        sub: "sub-9".into(),
+        ..PrincipalData::clone(&trial_user(""))
+    });
     for p in [trial_user("a"), trial_user("b"), anonymous] {
         let r = call(Method::POST, "/api/v1/tasks", Some(p))
             .send(&svc)

@@ -27,7 +27,7 @@
 //! use std::sync::Arc;
 //!
 //! use bytes::Bytes;
-//! use gw_core::Principal;
+//! use gw_core::{Principal, PrincipalData};
 //! use gw_rbac::{RbacLayer, UserInfo};
 //! use http::{Request, Response, StatusCode};
 //! use http_body_util::Full;
@@ -49,7 +49,7 @@
 //!         .uri("/api/v1/agents/42")
 //!         .body(Full::default())
 //!         .unwrap();
-//!     req.extensions_mut().insert(Principal {
+//!     req.extensions_mut().insert(Principal::from(PrincipalData {
 //!         sub: "u1".into(),
 //!         user_id: "u1".into(),
 //!         email: "u1@example.com".into(),
@@ -57,7 +57,7 @@
 //!         roles: roles.iter().map(|r| r.to_string()).collect::<Arc<[String]>>(),
 //!         governor_agent_id: None,
 //!         trial: None,
-//!     });
+//!     }));
 //!     req
 //! };
 //!

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use gw_budget::{
     AgentIdExtractor, BudgetAlert, CostModel, PathParam, RequestInfo, UPSTREAM_COST_HEADER,
 };
-use gw_core::{Decisions, ManualClock, Principal};
+use gw_core::{Decisions, ManualClock, Principal, PrincipalData};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::util::BoxCloneService;
@@ -112,7 +112,7 @@ pub async fn json(res: Response<Body>) -> serde_json::Value {
 }
 
 pub fn principal(customer: &str) -> Principal {
-    Principal {
+    Principal::from(PrincipalData {
         sub: "u1".into(),
         user_id: "u1".into(),
         email: "u1@example.com".into(),
@@ -120,7 +120,7 @@ pub fn principal(customer: &str) -> Principal {
         roles: Arc::from(vec!["developer".to_string()]),
         governor_agent_id: None,
         trial: None,
-    }
+    })
 }
 
 pub fn with_decisions(mut req: Request<Body>) -> (Request<Body>, Decisions) {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use gw_core::{Decision, DecisionLog, Decisions, Principal, TargetBackend, TrialInfo};
+use gw_core::{
+    Decision, DecisionLog, Decisions, Principal, PrincipalData, TargetBackend, TrialInfo,
+};
 use gw_policy::PolicyLayer;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -24,7 +26,7 @@ pub fn at(secs: u64) -> SystemTime {
 }
 
 pub fn principal(user: &str, trial: Option<TrialInfo>) -> Principal {
-    Principal {
+    Principal::from(PrincipalData {
         sub: user.into(),
         user_id: user.into(),
         email: format!("{user}@example.com").into(),
@@ -32,7 +34,7 @@ pub fn principal(user: &str, trial: Option<TrialInfo>) -> Principal {
         roles: Arc::from([]),
         governor_agent_id: Some("gov-1".into()),
         trial,
-    }
+    })
 }
 
 pub fn trial_user(user: &str) -> Principal {

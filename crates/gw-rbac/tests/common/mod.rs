@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use gw_core::{BackendError, Decisions, Principal};
+use gw_core::{BackendError, Decisions, Principal, PrincipalData};
 use gw_rbac::{
     Authorization, Authorizer, AuthzInput, NativeAuthorizer, Policy, PolicyError, RbacLayer,
 };
@@ -18,7 +18,7 @@ use tower::{ServiceBuilder, ServiceExt};
 pub type Body = Full<Bytes>;
 
 pub fn principal(roles: &[&str]) -> Principal {
-    Principal {
+    Principal::from(PrincipalData {
         sub: "sub-1".into(),
         user_id: "user-1".into(),
         email: "user-1@example.com".into(),
@@ -29,7 +29,7 @@ pub fn principal(roles: &[&str]) -> Principal {
             .collect::<Arc<[String]>>(),
         governor_agent_id: None,
         trial: None,
-    }
+    })
 }
 
 pub fn request(method: &str, path: &str, roles: Option<&[&str]>) -> Request<Body> {
