@@ -3,7 +3,7 @@
 //! ```text
 //! load-server --mode bare|chain|chain-backends [--listen 127.0.0.1:0] [--alg rs256|eddsa]
 //!             [--tokens 16] [--token-file load-tokens.txt] [--auth-cache 10000]
-//!             [--audit-batch 100] [--audit-spool DIR]
+//!             [--audit-batch 100] [--audit-spool DIR] [--workers N]
 //! load-server verify-rate [--alg rs256|eddsa] [--seconds 2]
 //! load-server profile [--requests 20000] [--auth-cache 10000]
 //! ```
@@ -38,6 +38,7 @@ struct Args {
     audit_batch: Option<usize>,
     audit_spool: Option<String>,
     requests: u64,
+    workers: Option<usize>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -52,6 +53,7 @@ fn parse() -> Result<Args, String> {
         audit_batch: None,
         audit_spool: None,
         requests: 20_000,
+        workers: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -80,6 +82,9 @@ fn parse() -> Result<Args, String> {
                 )
             }
             "--audit-spool" => args.audit_spool = Some(value()?),
+            "--workers" => {
+                args.workers = Some(value()?.parse().map_err(|e| format!("--workers: {e}"))?)
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -116,10 +121,11 @@ fn main() -> ExitCode {
             }
         };
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.workers {
+        rt.worker_threads(n);
+    }
+    let rt = rt.enable_all().build().expect("tokio runtime");
     match rt.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -137,6 +143,8 @@ fn profile(args: &Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
     let chain = rt.block_on(build_chain(&chain_config(args.alg), args.auth_cache))?;
+    // One service called request after request, as a connection calls its clone.
+    let mut service = chain.service.clone();
     let token = gw_benches::load::token_pool(args.alg, 1, gw_benches::load::now(), 3_600)?;
     let bearer = format!("Bearer {}", token[0]);
     let started = std::time::Instant::now();
@@ -145,7 +153,7 @@ fn profile(args: &Args) -> Result<(), String> {
             .header("authorization", &bearer)
             .body(axum::body::Body::empty())
             .map_err(|e| e.to_string())?;
-        let Ok(res) = rt.block_on(chain.service.clone().oneshot(req));
+        let Ok(res) = rt.block_on((&mut service).oneshot(req));
         if res.status() != 200 {
             return Err(format!("status {}", res.status()));
         }
