@@ -3,10 +3,10 @@
 
 use std::borrow::Cow;
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use gw_core::{
-    CORRELATION_ID_HEADER, CausationId, CorrelationId, DecisionLog, Decisions, Principal,
+    CORRELATION_ID_HEADER, CausationId, CorrelationId, DecisionLog, Decisions, Principal, Stopwatch,
 };
 use gw_problem::{Problem, ProblemType};
 use http::{Method, Request, Response, StatusCode};
@@ -24,7 +24,7 @@ pub(crate) const CLIENT_CLOSED: u16 = 499;
 /// [`AuditRecord`] by the writer's worker, off the request path.
 pub(crate) struct Raw {
     config: Arc<Config>,
-    start: Instant,
+    start: Stopwatch,
     elapsed: Duration,
     timestamp: SystemTime,
     correlation_id: CorrelationId,
@@ -74,7 +74,7 @@ impl Pending {
             target.push_str(query);
         }
         let raw = Box::new(Raw {
-            start: Instant::now(),
+            start: Stopwatch::start(),
             elapsed: Duration::ZERO,
             timestamp: config.clock.now(),
             correlation_id,

@@ -5,11 +5,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use gw_core::{Decisions, Outcome};
+use gw_core::{Decisions, Outcome, Stopwatch};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -39,7 +37,7 @@ pin_project! {
         Refetch {
             wait: BoxFuture<'static, ()>,
             pending: Option<(S, Request<B>, Arc<Shared>)>,
-            started: Instant,
+            started: Stopwatch,
         },
     }
 }
@@ -67,7 +65,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
             kind: Kind::Refetch {
                 wait,
                 pending: Some((inner, req, shared)),
-                started: Instant::now(),
+                started: Stopwatch::start(),
             },
         }
     }

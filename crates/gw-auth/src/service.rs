@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use std::time::Instant;
 
-use gw_core::{Decision, Decisions, Outcome, PathError, RouteSet, SharedClock, normalize_path};
+use gw_core::{
+    Decision, Decisions, Outcome, PathError, RouteSet, SharedClock, Stopwatch, normalize_path,
+};
 use gw_problem::Problem;
 use http::header::{ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, Method, Request, Response};
@@ -158,7 +159,7 @@ pub(crate) fn record<B>(
     req: &Request<B>,
     outcome: Outcome,
     reason: &'static str,
-    started: Instant,
+    started: Stopwatch,
 ) {
     Decisions::record(
         req.extensions(),
@@ -248,7 +249,7 @@ where
             .extensions()
             .get::<Decisions>()
             .is_some()
-            .then(Instant::now);
+            .then(Stopwatch::start);
         let step = self.shared.step(&req);
         if let Some(started) = started {
             let (outcome, reason) = match &step {

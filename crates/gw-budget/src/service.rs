@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use gw_core::{Decision, Decisions, Outcome, Principal, normalize_path};
@@ -219,11 +219,11 @@ pub(crate) fn record<ReqB>(
 /// Measures decision latency, only when someone keeps the decisions (no clock reads
 /// otherwise).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Stopwatch(Option<Instant>);
+pub(crate) struct Stopwatch(Option<gw_core::Stopwatch>);
 
 impl Stopwatch {
     pub(crate) fn start(ext: &Extensions) -> Self {
-        Self(ext.get::<Decisions>().map(|_| Instant::now()))
+        Self(ext.get::<Decisions>().map(|_| gw_core::Stopwatch::start()))
     }
 
     pub(crate) fn elapsed(self) -> Duration {

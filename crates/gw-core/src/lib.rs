@@ -42,7 +42,7 @@ pub mod path;
 pub mod route;
 mod swar;
 
-pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use clock::{Clock, ManualClock, SharedClock, Stopwatch, SystemClock};
 pub use correlation::{CAUSATION_ID_HEADER, CORRELATION_ID_HEADER, CausationId, CorrelationId};
 pub use decisions::{Decision, DecisionLog, Decisions, Outcome, ResourceAction};
 pub use error::{BackendError, BackendErrorKind, FailMode};

@@ -4,10 +4,10 @@
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use gw_core::{BackendError, Decision, FailMode, Principal, TargetBackend};
+use gw_core::{BackendError, Decision, FailMode, Principal, Stopwatch, TargetBackend};
 use gw_problem::{Problem, ProblemType};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
@@ -227,7 +227,7 @@ pub(crate) async fn within<F: Future>(
 /// had to wait, its latency.
 pub(crate) async fn timed<F>(
     settings: PolicySettings,
-    started: Instant,
+    started: Stopwatch,
     fut: Pin<&mut F>,
 ) -> (Option<F::Output>, Option<Duration>)
 where

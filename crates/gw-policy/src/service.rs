@@ -4,10 +4,10 @@ use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
-use gw_core::{Decisions, Principal, TargetBackend, normalize_path};
+use gw_core::{Decisions, Principal, Stopwatch, TargetBackend, normalize_path};
 use gw_problem::Problem;
 use http::request::Parts;
 use http::{Request, Response};
@@ -106,7 +106,7 @@ where
 /// What every evaluation starts from: the time, and which policies are switched on.
 struct Start {
     now: SystemTime,
-    started: Instant,
+    started: Stopwatch,
     trial_on: bool,
     governor_on: bool,
     sandbox_on: bool,
@@ -117,7 +117,7 @@ impl Start {
         let flags = &cfg.flags;
         Self {
             now: cfg.clock.now(),
-            started: Instant::now(),
+            started: Stopwatch::start(),
             trial_on: flags.is_enabled(FLAG_TRIAL_MODE, true),
             governor_on: flags.is_enabled(FLAG_GOVERNOR_APPROVAL, true),
             sandbox_on: flags.is_enabled(FLAG_SANDBOX_ROUTING, true),

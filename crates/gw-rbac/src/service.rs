@@ -3,11 +3,12 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use gw_core::{
-    Decision, Decisions, FailMode, GatewayType, Outcome, Principal, ResourceAction, normalize_path,
+    Decision, Decisions, FailMode, GatewayType, Outcome, Principal, ResourceAction, Stopwatch,
+    normalize_path,
 };
 use gw_problem::{Problem, ProblemType};
 use http::{Request, Response};
@@ -45,7 +46,7 @@ struct PendingCtx {
     roles: Arc<[String]>,
     resource: String,
     action: String,
-    start: Option<Instant>,
+    start: Option<Stopwatch>,
     cache: Option<Arc<DecisionCache>>,
 }
 
@@ -131,7 +132,7 @@ fn decide<ReqB, ResB: From<Bytes>>(
         );
     }
 
-    let start = logging.then(Instant::now);
+    let start = logging.then(Stopwatch::start);
     let revision = shared.revision.load(Ordering::Acquire);
     let cache = shared.cache.load();
     if let Some(c) = cache.as_ref()
@@ -214,7 +215,7 @@ fn conclude<ReqB, ResB: From<Bytes>>(
     resource: &str,
     action: &str,
     result: Result<AuthzDecision, gw_core::BackendError>,
-    start: Option<Instant>,
+    start: Option<Stopwatch>,
 ) -> Step<ResB> {
     let latency = start.map_or(Duration::ZERO, |s| s.elapsed());
     let ext = req.extensions();

@@ -3,10 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use gw_core::{Decision, Decisions, FailMode, Outcome, ServiceIdentity, normalize_path};
+use gw_core::{Decision, Decisions, FailMode, Outcome, ServiceIdentity, Stopwatch, normalize_path};
 use gw_problem::Problem;
 use http::{Request, Response, header::CONTENT_LENGTH, request::Parts};
 use http_body::Body;
@@ -88,7 +88,10 @@ where
 {
     let (mut parts, body) = req.into_parts();
     // Latency is only recorded when someone keeps decisions (an audit layer).
-    let started = parts.extensions.get::<Decisions>().map(|_| Instant::now());
+    let started = parts
+        .extensions
+        .get::<Decisions>()
+        .map(|_| Stopwatch::start());
     let (result, body) = authenticate(&shared, &parts, body).await;
     let latency = started.map_or(Duration::ZERO, |s| s.elapsed());
     match result {
