@@ -128,7 +128,7 @@ fn record(now: SystemTime, n: u64) -> AuditRecord {
     headers.insert("user-agent", "bench/1.0".parse().unwrap());
     AuditRecord {
         id,
-        correlation_id: gw_core::CorrelationId::generate().as_str().to_owned(),
+        correlation_id: gw_core::CorrelationId::generate().into(),
         causation_id: None,
         timestamp: now,
         gateway_type: Some("cp".into()),
@@ -138,9 +138,9 @@ fn record(now: SystemTime, n: u64) -> AuditRecord {
         query_params: serde_json::json!({"page": "2"}),
         request_headers: HeaderFields::from(&headers),
         request_body: Some(serde_json::json!({"task": "summarize", "password": "***REDACTED***"})),
-        user_id: Some(format!("user-{user}")),
-        customer_id: Some(format!("cust-{}", user % 100)),
-        email: Some(format!("user-{user}@example.com")),
+        user_id: Some(format!("user-{user}").into()),
+        customer_id: Some(format!("cust-{}", user % 100).into()),
+        email: Some(format!("user-{user}@example.com").into()),
         roles: vec!["developer".into()].into(),
         trial_mode: false,
         policies_evaluated: vec!["rbac/rbac_pp".into(), "policy/trial_mode".into()],

@@ -203,8 +203,8 @@ impl Raw {
             log.decisions.into_iter().map(AuditDecision::from).collect();
         AuditRecord {
             id,
-            correlation_id: self.correlation_id.as_str().to_owned(),
-            causation_id: self.causation_id.as_ref().map(|c| c.as_str().to_owned()),
+            correlation_id: self.correlation_id.into(),
+            causation_id: self.causation_id.map(Into::into),
             timestamp,
             gateway_type: config.gateway_type.map(|g| Cow::Borrowed(g.as_str())),
             request_id: id
@@ -219,10 +219,9 @@ impl Raw {
             },
             request_headers: self.request_headers,
             request_body: self.request_body,
-            // `String::from(&str)`: a copy, without the formatting machinery of `to_string`.
-            user_id: principal.map(|p| String::from(&*p.user_id)),
-            customer_id: principal.map(|p| String::from(&*p.customer_id)),
-            email: principal.map(|p| String::from(&*p.email)),
+            user_id: principal.map(|p| p.user_id.clone()),
+            customer_id: principal.map(|p| p.customer_id.clone()),
+            email: principal.map(|p| p.email.clone()),
             roles: principal.map_or_else(|| NO_ROLES.clone(), |p| p.roles.clone()),
             trial_mode: principal.is_some_and(|p| p.is_trial()),
             policies_evaluated: decisions

@@ -24,9 +24,9 @@ pub struct AuditRecord {
     /// Record id, a time-ordered UUIDv7 (primary key together with `timestamp`).
     pub id: Uuid,
     /// The request's correlation id (`X-Correlation-ID`).
-    pub correlation_id: String,
+    pub correlation_id: Arc<str>,
     /// The id of the request that caused this one (`X-Request-ID`), if sent.
-    pub causation_id: Option<String>,
+    pub causation_id: Option<Arc<str>>,
     /// When the request arrived (from the layer's clock).
     #[serde(with = "rfc3339")]
     pub timestamp: SystemTime,
@@ -46,11 +46,11 @@ pub struct AuditRecord {
     /// The JSON request body, redacted, if it was captured.
     pub request_body: Option<Value>,
     /// Caller's user id, if authenticated.
-    pub user_id: Option<String>,
+    pub user_id: Option<Arc<str>>,
     /// Caller's customer (tenant) id, if authenticated.
-    pub customer_id: Option<String>,
+    pub customer_id: Option<Arc<str>>,
     /// Caller's e-mail, if authenticated.
-    pub email: Option<String>,
+    pub email: Option<Arc<str>>,
     /// Caller's roles (shared with the request's `gw_core::Principal`).
     pub roles: Arc<[String]>,
     /// Whether the caller is on a trial plan.
@@ -376,7 +376,7 @@ pub(crate) fn sample(n: u32) -> AuditRecord {
     let id = Uuid::now_v7();
     AuditRecord {
         id,
-        correlation_id: format!("corr-{n}"),
+        correlation_id: format!("corr-{n}").into(),
         causation_id: None,
         timestamp: UNIX_EPOCH + Duration::from_micros(1_700_000_000_000_000 + u64::from(n)),
         gateway_type: Some("cp".into()),

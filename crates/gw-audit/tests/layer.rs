@@ -119,7 +119,7 @@ async fn every_field_is_recorded() {
     // The id carries the record's timestamp.
     assert_eq!(r.id.get_timestamp().unwrap().to_unix().0, 1_750_000_000);
     assert_eq!(r.request_id, r.id.to_string());
-    assert_eq!(r.correlation_id, "corr-1");
+    assert_eq!(&*r.correlation_id, "corr-1");
     assert_eq!(r.causation_id.as_deref(), Some("cause-1"));
     assert_eq!(r.timestamp, UNIX_EPOCH + Duration::from_secs(1_750_000_000));
     assert_eq!(r.gateway_type.as_deref(), Some("pp"));
@@ -393,7 +393,7 @@ async fn drop_oldest_policy_counts_what_it_drops() {
     let (writer, sink) = writer(config).await;
     for n in 0..5 {
         let mut r = sample_record();
-        r.correlation_id = format!("c{n}");
+        r.correlation_id = format!("c{n}").into();
         writer.push(r);
     }
     assert_eq!(writer.stats().dropped, 2);
@@ -402,7 +402,7 @@ async fn drop_oldest_policy_counts_what_it_drops() {
     let ids: Vec<_> = sink
         .records()
         .into_iter()
-        .map(|r| r.correlation_id)
+        .map(|r| r.correlation_id.to_string())
         .collect();
     assert_eq!(ids, ["c2", "c3", "c4"]);
 }

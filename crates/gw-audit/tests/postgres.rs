@@ -85,8 +85,8 @@ fn from_row(row: &Row) -> AuditRecord {
     };
     AuditRecord {
         id: row.get(0),
-        correlation_id: row.get(1),
-        causation_id: row.get(2),
+        correlation_id: row.get::<_, String>(1).into(),
+        causation_id: row.get::<_, Option<String>>(2).map(Into::into),
         timestamp: row.get(3),
         gateway_type: row.get::<_, Option<String>>(4).map(Into::into),
         request_id: row.get(5),
@@ -97,9 +97,9 @@ fn from_row(row: &Row) -> AuditRecord {
         request_body: row
             .get::<_, Option<Json<serde_json::Value>>>(10)
             .map(|j| j.0),
-        user_id: row.get(11),
-        customer_id: row.get(12),
-        email: row.get(13),
+        user_id: row.get::<_, Option<String>>(11).map(Into::into),
+        customer_id: row.get::<_, Option<String>>(12).map(Into::into),
+        email: row.get::<_, Option<String>>(13).map(Into::into),
         roles: row.get::<_, Vec<String>>(14).into(),
         trial_mode: row.get(15),
         policies_evaluated: row
@@ -212,7 +212,7 @@ fn record(user: &str, customer: &str, at: SystemTime) -> AuditRecord {
     let id = uuid::Uuid::now_v7();
     AuditRecord {
         id,
-        correlation_id: format!("corr-{id}"),
+        correlation_id: format!("corr-{id}").into(),
         causation_id: None,
         timestamp: at,
         gateway_type: Some("cp".into()),

@@ -44,7 +44,7 @@ fn record(n: usize) -> AuditRecord {
     let id = uuid::Uuid::now_v7();
     AuditRecord {
         id,
-        correlation_id: format!("c{n}"),
+        correlation_id: format!("c{n}").into(),
         causation_id: None,
         timestamp: SystemTime::now(),
         gateway_type: None,

@@ -76,6 +76,13 @@ macro_rules! id_type {
                 &self.0
             }
         }
+
+        /// The id's shared string, without a copy.
+        impl From<$name> for Arc<str> {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
     };
 }
 

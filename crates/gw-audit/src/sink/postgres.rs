@@ -320,10 +320,17 @@ impl PostgresSink {
             let http_method: &str = &r.http_method;
             let error_type = r.error_type.as_deref();
             let error_message = r.error_message.as_deref();
+            let correlation_id: &str = &r.correlation_id;
+            let causation_id = r.causation_id.as_deref();
+            let (user_id, customer_id, email) = (
+                r.user_id.as_deref(),
+                r.customer_id.as_deref(),
+                r.email.as_deref(),
+            );
             let row: [&(dyn ToSql + Sync); 29] = [
                 &r.id,
-                &r.correlation_id,
-                &r.causation_id,
+                &correlation_id,
+                &causation_id,
                 &r.timestamp,
                 &gateway_type,
                 &r.request_id,
@@ -332,9 +339,9 @@ impl PostgresSink {
                 &query,
                 &req_headers,
                 &body,
-                &r.user_id,
-                &r.customer_id,
-                &r.email,
+                &user_id,
+                &customer_id,
+                &email,
                 &roles,
                 &r.trial_mode,
                 &r.policies_evaluated,

@@ -185,7 +185,7 @@ mod tests {
             .unwrap()
             .0
             .into_iter()
-            .map(|r| r.correlation_id)
+            .map(|r| r.correlation_id.to_string())
             .collect();
         assert_eq!(ids, ["corr-1", "corr-2"]);
         fs::remove_file(first).unwrap();
@@ -194,7 +194,10 @@ mod tests {
         fs::remove_file(second).unwrap();
         // Only the open segment is left: it is sealed and handed out.
         let third = spool.oldest().unwrap().unwrap();
-        assert_eq!(read_segment(&third).unwrap().0[0].correlation_id, "corr-4");
+        assert_eq!(
+            &*read_segment(&third).unwrap().0[0].correlation_id,
+            "corr-4"
+        );
         fs::remove_file(third).unwrap();
         assert!(spool.oldest().unwrap().is_none());
 
