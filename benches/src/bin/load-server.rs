@@ -21,7 +21,6 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use gw_benches::load::{Alg, CountingSink, ISSUER, bare_service, build_chain, chain_config};
@@ -258,7 +257,7 @@ async fn run(args: Args) -> Result<(), String> {
     );
     let report = chain.audit.shutdown(Duration::from_secs(60)).await;
     let stats = chain.audit.stats();
-    let answered = chain.answered.load(Ordering::Relaxed);
+    let answered = chain.answered.get();
     let rows = match (&chain.sink, &config.database_url) {
         (Some(sink), _) => CountingSink::count(sink),
         (None, Some(url)) => {
