@@ -3,7 +3,8 @@
 #
 # For each case it starts `load-server` (benches/src/bin/load-server.rs), drives it with
 # the same wrk load from a separate process, stops it, and prints requests/s, p50/p99
-# latency and the ratio to the bare server. Run from anywhere:
+# latency, the ratio to the bare server and the server's CPU per request (user+system
+# µs, from /proc). Run from anywhere:
 #
 #   benches/load/run.sh
 #
@@ -75,8 +76,9 @@ to_ms() {
 }
 
 # Per case and round ("$case.$round"): RPS. Per case, from its last round: P50, P99,
-# AUDIT, LOADAVG (1-minute load before the case). Per case, summed over rounds: BAD, LOST.
-declare -A RPS P50 P99 BAD AUDIT LOADAVG LOST
+# AUDIT, LOADAVG (1-minute load before the case), SCPU (the server's user+system CPU per
+# request, in µs). Per case, summed over rounds: BAD, LOST.
+declare -A RPS P50 P99 BAD AUDIT LOADAVG LOST SCPU
 run_case() {
   local name="$1" round="$2"; shift 2
   local tokens="$OUT/$name.tokens" log="$OUT/$name.server.log" res="$OUT/$name.wrk.txt"
@@ -93,7 +95,16 @@ run_case() {
   done
   [ -n "$addr" ] || { cat "$log"; echo "load-server did not start"; exit 1; }
   LOADAVG[$name]="$(cut -d' ' -f1 /proc/loadavg)"
+  local cpu0 cpu1
+  cpu0="$(awk '{print $14, $15}' "/proc/$SERVER_PID/stat")"
   wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$addr/api/v1/agents" -- "$tokens" | tee "$res"
+  cpu1="$(awk '{print $14, $15}' "/proc/$SERVER_PID/stat")"
+  # The server's own CPU per answered request, user and system (kernel: sockets, wakeups).
+  SCPU[$name]="$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" \
+    -v n="$(awk '/requests in/ {print $1}' "$res")" 'BEGIN {
+      split(a, x, " "); split(b, y, " ");
+      if (n > 0) printf "%.1f+%.1f", (y[1] - x[1]) / hz * 1e6 / n, (y[2] - x[2]) / hz * 1e6 / n
+      else print "-" }')"
   local rc=0
   stop_server || rc=$?
   cat "$log"
@@ -140,9 +151,9 @@ echo "$VERIFY_ED"
 
 echo
 echo "== results: wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ROUNDS round(s)"
-echo "(req/s: median over rounds; vs bare: median of each round's ratio, lowest-highest in brackets; p50, p99, audit, load1: last round; non-2xx, lost: all rounds)"
-printf '| %-17s | %10s | %-16s | %9s | %9s | %7s | %-40s | %5s | %5s |\n' case "req/s" "vs bare" "p50 ms" "p99 ms" "non-2xx" "audit (last round)" "lost" "load1"
-printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "-------------------" "------------" "------------------" "-----------" "-----------" "---------" "------------------------------------------" "-------" "-------"
+echo "(req/s: median over rounds; vs bare: median of each round's ratio, lowest-highest in brackets; p50, p99, server CPU, audit, load1: last round; non-2xx, lost: all rounds)"
+printf '| %-17s | %10s | %-16s | %9s | %9s | %-11s | %7s | %-40s | %5s | %5s |\n' case "req/s" "vs bare" "p50 ms" "p99 ms" "cpu us/req" "non-2xx" "audit (last round)" "lost" "load1"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "-------------------" "------------" "------------------" "-----------" "-----------" "-------------" "---------" "------------------------------------------" "-------" "-------"
 for c in $CASES; do
   read -r _ rps _ < <(for r in $(seq 1 "$ROUNDS"); do echo "${RPS[$c.$r]}"; done | spread)
   ratio="-"
@@ -156,6 +167,6 @@ for c in $CASES; do
       ratio="$(printf '%.0f %%' "$mid")"
     fi
   fi
-  printf '| %-17s | %10s | %-16s | %9s | %9s | %7s | %-40s | %5s | %5s |\n' "$c" "$rps" "$ratio" "${P50[$c]}" "${P99[$c]}" "${BAD[$c]}" "${AUDIT[$c]}" "${LOST[$c]}" "${LOADAVG[$c]}"
+  printf '| %-17s | %10s | %-16s | %9s | %9s | %-11s | %7s | %-40s | %5s | %5s |\n' "$c" "$rps" "$ratio" "${P50[$c]}" "${P99[$c]}" "${SCPU[$c]}" "${BAD[$c]}" "${AUDIT[$c]}" "${LOST[$c]}" "${LOADAVG[$c]}"
 done
 echo "(verify: $VERIFY_RS; $VERIFY_ED)"
