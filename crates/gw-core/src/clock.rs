@@ -3,8 +3,8 @@
 
 use std::cell::Cell;
 use std::fmt::Debug;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time.
@@ -47,7 +47,7 @@ impl SystemClock {
 impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         thread_local! {
-            static ANCHOR: Cell<Option<(SystemTime, quanta::Instant)>> = const { Cell::new(None) };
+            static ANCHOR: Cell<Option<(SystemTime, Stopwatch)>> = const { Cell::new(None) };
         }
         ANCHOR.with(|anchor| {
             if let Some((wall, at)) = anchor.get() {
@@ -57,7 +57,7 @@ impl Clock for SystemClock {
                 }
             }
             let wall = SystemTime::now();
-            anchor.set(Some((wall, quanta::Instant::now())));
+            anchor.set(Some((wall, Stopwatch::start())));
             wall
         })
     }
@@ -77,17 +77,22 @@ impl Clock for SystemClock {
 /// assert!(watch.elapsed() >= std::time::Duration::from_millis(2));
 /// ```
 #[derive(Debug, Clone, Copy)]
-pub struct Stopwatch(quanta::Instant);
+pub struct Stopwatch(u64);
+
+/// The process's counter, calibrated on first use. Read raw (no scaling, no thread-local
+/// lookup, unlike `quanta::Instant::now`); only a difference is scaled to time.
+static COUNTER: LazyLock<quanta::Clock> = LazyLock::new(quanta::Clock::new);
 
 impl Stopwatch {
     /// Starts timing now.
     pub fn start() -> Self {
-        Self(quanta::Instant::now())
+        Self(COUNTER.raw())
     }
 
-    /// Time since [`start`](Self::start).
+    /// Time since [`start`](Self::start) (zero if the counter reads earlier, as it can
+    /// across cores whose counters disagree).
     pub fn elapsed(&self) -> Duration {
-        self.0.elapsed()
+        COUNTER.delta(self.0, COUNTER.raw())
     }
 }
 
