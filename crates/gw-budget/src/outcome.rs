@@ -31,7 +31,7 @@ pub(crate) struct Pending {
     pub(crate) amount: u64,
     pub(crate) thresholds: Thresholds,
     pub(crate) now: i64,
-    pub(crate) started: crate::service::Stopwatch,
+    pub(crate) started: crate::service::DecisionTimer,
 }
 
 pub(crate) enum Next<B> {

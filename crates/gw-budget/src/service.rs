@@ -81,7 +81,7 @@ where
         // The inner service is called now on every path but the asynchronous reservation,
         // which takes the readied service and leaves a clone in its place.
         let inner = &mut self.inner;
-        let started = Stopwatch::start(req.extensions());
+        let started = DecisionTimer::start(req.extensions());
         match plan(&self.cfg, &req, started) {
             Plan::Skip(reason) => {
                 record(&req, Outcome::Skip, reason, started.elapsed());
@@ -112,7 +112,7 @@ where
 fn plan<ReqB, B: From<Bytes>>(
     cfg: &Arc<Config>,
     req: &Request<ReqB>,
-    started: Stopwatch,
+    started: DecisionTimer,
 ) -> Plan<B> {
     if let Some(flags) = &cfg.flags
         && !flags.is_enabled(ENABLE_FLAG, true)
@@ -195,7 +195,7 @@ fn plan<ReqB, B: From<Bytes>>(
 fn bad_id<ReqB, B: From<Bytes>>(
     req: &Request<ReqB>,
     code: &'static str,
-    started: Stopwatch,
+    started: DecisionTimer,
 ) -> Response<B> {
     record(req, Outcome::Deny, code, started.elapsed());
     Problem::new(ProblemType::BAD_REQUEST)
@@ -219,9 +219,9 @@ pub(crate) fn record<ReqB>(
 /// Measures decision latency, only when someone keeps the decisions (no clock reads
 /// otherwise).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Stopwatch(Option<gw_core::Stopwatch>);
+pub(crate) struct DecisionTimer(Option<gw_core::Stopwatch>);
 
-impl Stopwatch {
+impl DecisionTimer {
     pub(crate) fn start(ext: &Extensions) -> Self {
         Self(ext.get::<Decisions>().map(|_| gw_core::Stopwatch::start()))
     }
