@@ -32,8 +32,8 @@ pub fn unix_seconds(t: SystemTime) -> i64 {
 /// The system clock; the default everywhere.
 ///
 /// Each thread reads the OS wall clock at most every [`SystemClock::RESYNC`] and carries
-/// it forward with the [`Stopwatch`] clock in between: a reading costs about 15 ns
-/// instead of 44 (four layers read it per request). The time stays within microseconds
+/// it forward with the [`Stopwatch`] clock in between: a reading costs about 25 ns
+/// instead of 41 (four layers read it per request). The time stays within microseconds
 /// of the OS clock; a step of the OS clock (an NTP correction, an operator setting the
 /// date) shows within `RESYNC`.
 #[derive(Debug, Clone, Copy, Default)]
