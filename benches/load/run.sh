@@ -20,6 +20,14 @@
 #                         case's median req/s and its ratio to the bare server of the
 #                         same round (median, lowest and highest), as the ratio of one
 #                         run moves by 10-20 points on a shared VM
+#   WRK_SCHED [batch]     scheduling policy of wrk: batch (SCHED_BATCH, through chrt) or
+#                         normal. On a machine where wrk shares the server's cores, a
+#                         normal-policy wrk thread woken by a response preempts the server
+#                         in the middle of its next request; the slower the server, the
+#                         more often wrk sleeps and is woken, so this cost of sharing
+#                         cores falls mostly on the chain (docs/benchmarks.md). With batch,
+#                         wrk keeps its fair share of the CPU but waits for the tick
+#                         instead of preempting. `normal` gives the figures of earlier runs.
 #   LOAD_OUT [target/load]  where token pools, wrk output and server logs go
 #   REDIS_URL, DATABASE_URL  backends of the backends-hit case
 #
@@ -38,6 +46,12 @@ AUDIT_BATCH="${LOAD_AUDIT_BATCH:-1000}"
 CASES="${LOAD_CASES:-bare chain-hit chain-miss chain-miss-eddsa backends-hit}"
 ROUNDS="${LOAD_ROUNDS:-1}"
 OUT="${LOAD_OUT:-$ROOT/target/load}"
+SCHED="${WRK_SCHED:-batch}"
+case "$SCHED" in
+  batch) WRK=(chrt --batch 0 wrk) ;;
+  normal) WRK=(wrk) ;;
+  *) echo "WRK_SCHED=$SCHED: batch or normal"; exit 2 ;;
+esac
 BIN="$ROOT/target/release/load-server"
 LUA="$ROOT/benches/load/tokens.lua"
 mkdir -p "$OUT"
@@ -97,7 +111,7 @@ run_case() {
   LOADAVG[$name]="$(cut -d' ' -f1 /proc/loadavg)"
   local cpu0 cpu1
   cpu0="$(awk '{print $14, $15}' "/proc/$SERVER_PID/stat")"
-  wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$addr/api/v1/agents" -- "$tokens" | tee "$res"
+  "${WRK[@]}" -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$LUA" "$addr/api/v1/agents" -- "$tokens" | tee "$res"
   cpu1="$(awk '{print $14, $15}' "/proc/$SERVER_PID/stat")"
   # The server's own CPU per answered request, user and system (kernel: sockets, wakeups).
   SCPU[$name]="$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$(getconf CLK_TCK)" \
@@ -150,7 +164,7 @@ echo "$VERIFY_RS"
 echo "$VERIFY_ED"
 
 echo
-echo "== results: wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ROUNDS round(s)"
+echo "== results: wrk -t$THREADS -c$CONNS -d$DURATION --latency (policy $SCHED), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ROUNDS round(s)"
 echo "(req/s: median over rounds; vs bare: median of each round's ratio, lowest-highest in brackets; p50, p99, server CPU, audit, load1: last round; non-2xx, lost: all rounds)"
 printf '| %-17s | %10s | %-16s | %9s | %9s | %-11s | %7s | %-40s | %5s | %5s |\n' case "req/s" "vs bare" "p50 ms" "p99 ms" "cpu us/req" "non-2xx" "audit (last round)" "lost" "load1"
 printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "-------------------" "------------" "------------------" "-----------" "-----------" "-------------" "---------" "------------------------------------------" "-------" "-------"
