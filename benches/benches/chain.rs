@@ -4,6 +4,7 @@
 //!
 //! `cargo bench -p gw-benches --bench chain -- --warm-up-time 1 --measurement-time 3`
 
+use std::cell::Cell;
 use std::hint::black_box;
 
 use axum::body::Body;
@@ -48,9 +49,22 @@ fn bench<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
     );
     // One service called request after request, as `gateway::serve` calls its
     // per-connection clone: `oneshot` on `&mut` readies and calls it without a clone.
+    //
+    // A call's future is ready at once, so `block_on` never runs the runtime's other
+    // tasks: the audit writer would never take its batches, its queue would fill, and
+    // every later record would take the overflow path instead of the writer's. Every
+    // batch-size calls the runtime gets one turn, as a server's would, so the writer
+    // takes the batch the layer notified it of (and the time it takes is measured).
+    let audit_batch = chain_config(Alg::Rs256).audit.batch_size.max(1);
+    let calls = Cell::new(0usize);
     let call = |svc: &mut BenchService, bearer: Option<&str>| {
         let res = rt.block_on(svc.oneshot(request(bearer))).unwrap();
         assert_eq!(res.status(), 200);
+        let n = calls.get() + 1;
+        calls.set(n);
+        if n % audit_batch == 0 {
+            rt.block_on(tokio::task::yield_now());
+        }
         black_box(res)
     };
     // The earlier way: a clone of the whole chain for every call (a dozen reference
@@ -75,6 +89,13 @@ fn bench<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
         b.iter(|| call_cloned(&cached.service, Some(&rs)))
     });
     g.finish();
+    for (name, writer) in [("cached", &cached.audit), ("no-cache", &uncached.audit)] {
+        let dropped = writer.stats().dropped;
+        assert_eq!(
+            dropped, 0,
+            "{name}: audit records dropped: not the writer's path"
+        );
+    }
 
     // The chain cut after each layer, to see where the time goes.
     let (layers, _sink) = rt
@@ -141,6 +162,11 @@ fn bench<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
         g.bench_function(*name, |b| b.iter(|| call(svc, Some(&rs))));
     }
     g.finish();
+    assert_eq!(
+        layers.audit_writer.stats().dropped,
+        0,
+        "prefixes: audit records dropped"
+    );
 }
 
 fn wall(c: &mut Criterion) {

@@ -234,6 +234,27 @@ async fn without_a_spool_losses_are_counted_not_silent() {
     assert_eq!(report.totals.written, 0);
 }
 
+#[tokio::test]
+async fn overflow_without_a_spool_is_counted_as_lost() {
+    let sink = Arc::new(FlakySink::default());
+    let config = WriterConfig::new()
+        .capacity(3)
+        .batch_size(100)
+        .flush_interval(Duration::from_secs(3600));
+    let writer = AuditWriter::spawn(sink.clone(), config).unwrap();
+    for n in 0..5 {
+        writer.push(record(n));
+    }
+    // The queue keeps the first three; the two that did not fit are lost, and counted.
+    assert_eq!(writer.queued(), 3);
+    assert_eq!(writer.stats().dropped, 2);
+    assert_eq!(writer.stats().spooled, 0);
+    let report = writer.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.flushed, 3);
+    assert_eq!(report.totals.dropped, 2);
+    assert_unique(&sink.ids(), 3);
+}
+
 /// A sink whose writes take a while, counting how many are in flight at once.
 #[derive(Default)]
 struct SlowSink {

@@ -132,20 +132,28 @@ impl Shared {
             Some(spool) => match spool.append(batch, sync) {
                 Ok(()) => self.counters.spooled(batch.len()),
                 Err(e) => {
-                    tracing::error!(
-                        "audit spool write failed, {} records lost: {e}",
-                        batch.len()
-                    );
-                    self.counters.dropped(batch.len(), "spool-error");
+                    if self.counters.dropped(batch.len(), "spool-error") {
+                        tracing::error!(
+                            total = self.counters.dropped.load(Ordering::Relaxed),
+                            "audit spool write failed, {} records lost: {e}",
+                            batch.len()
+                        );
+                    }
                 }
             },
-            None => {
-                tracing::error!(
-                    "audit sink unavailable and no spool: {} records lost",
-                    batch.len()
-                );
-                self.counters.dropped(batch.len(), "no-spool");
-            }
+            None => self.drop_unspooled(batch.len()),
+        }
+    }
+
+    /// Counts `n` records lost for want of a spool. Like every loss, it is logged for the
+    /// first ten records and then each time the total passes a power of two, so an
+    /// overload does not also flood the log.
+    pub(crate) fn drop_unspooled(&self, n: usize) {
+        if self.counters.dropped(n, "no-spool") {
+            tracing::error!(
+                total = self.counters.dropped.load(Ordering::Relaxed),
+                "audit sink unavailable and no spool: {n} records lost"
+            );
         }
     }
 }
@@ -270,7 +278,11 @@ impl AuditWriter {
                 }
                 OverflowPolicy::Spool | OverflowPolicy::Reject => {
                     drop(queue);
-                    shared.spool_or_drop(&[record.into_record()], false);
+                    // Without a spool the record is lost: no need to build it first.
+                    match shared.spool {
+                        Some(_) => shared.spool_or_drop(&[record.into_record()], false),
+                        None => shared.drop_unspooled(1),
+                    }
                     return;
                 }
             }
