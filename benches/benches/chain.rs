@@ -62,7 +62,7 @@ fn bench<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
         assert_eq!(res.status(), 200);
         let n = calls.get() + 1;
         calls.set(n);
-        if n % audit_batch == 0 {
+        if n.is_multiple_of(audit_batch) {
             rt.block_on(tokio::task::yield_now());
         }
         black_box(res)
