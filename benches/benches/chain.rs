@@ -1,6 +1,7 @@
 //! The whole gateway chain in process: `oneshot` calls through Problem, Audit, Auth,
 //! service auth, RBAC, Policy and Budget (embedded backends, audit to a counting sink) in
-//! front of the fixed handler the HTTP load benchmark serves, against that handler alone.
+//! front of the fixed handler the HTTP load benchmark serves, against that handler alone,
+//! with the gateway's Prometheus recorder installed.
 //!
 //! `cargo bench -p gw-benches --bench chain -- --warm-up-time 1 --measurement-time 3`
 
@@ -29,6 +30,9 @@ fn request(bearer: Option<&str>) -> Request<Body> {
 }
 
 fn bench<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
+    // The layers count outcomes through `metrics`; the gateway installs a Prometheus
+    // recorder, and so does this bench (once: the second group finds it installed).
+    gateway::install_metrics();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -4,8 +4,9 @@
 //! load-server --mode bare|chain|chain-backends [--listen 127.0.0.1:0] [--alg rs256|eddsa]
 //!             [--tokens 16] [--token-file load-tokens.txt] [--auth-cache 10000]
 //!             [--audit-batch 100] [--audit-spool DIR] [--workers N]
+//!             [--metrics prometheus|none]
 //! load-server verify-rate [--alg rs256|eddsa] [--seconds 2]
-//! load-server profile [--requests 20000] [--auth-cache 10000]
+//! load-server profile [--requests 20000] [--auth-cache 10000] [--metrics prometheus|none]
 //! ```
 //!
 //! It writes a pool of `--tokens` distinct bearer tokens (one per line) to `--token-file`,
@@ -38,6 +39,7 @@ struct Args {
     audit_spool: Option<String>,
     requests: u64,
     workers: Option<usize>,
+    metrics: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -53,6 +55,7 @@ fn parse() -> Result<Args, String> {
         audit_spool: None,
         requests: 20_000,
         workers: None,
+        metrics: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -84,6 +87,13 @@ fn parse() -> Result<Args, String> {
             "--workers" => {
                 args.workers = Some(value()?.parse().map_err(|e| format!("--workers: {e}"))?)
             }
+            "--metrics" => {
+                args.metrics = match value()?.as_str() {
+                    "prometheus" => true,
+                    "none" => false,
+                    other => return Err(format!("--metrics {other:?}: prometheus or none")),
+                }
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -110,6 +120,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    // The layers count their outcomes through the `metrics` facade; the gateway installs
+    // a Prometheus recorder, so the bench does too unless told otherwise.
+    if args.metrics {
+        gateway::install_metrics();
     }
     if args.mode == "profile" {
         return match profile(&args) {

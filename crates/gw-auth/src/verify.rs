@@ -125,11 +125,11 @@ impl Verifier {
         self.purge_if_keys_changed(cache);
         match cache.get(token, now, |s| self.sources[s].generation()) {
             Some(hit) => {
-                metrics::counter!("gw_auth_cache_total", "result" => "hit").increment(1);
+                gw_core::hot_counter!("gw_auth_cache_total", "result" => "hit").increment(1);
                 Some(hit)
             }
             None => {
-                metrics::counter!("gw_auth_cache_total", "result" => "miss").increment(1);
+                gw_core::hot_counter!("gw_auth_cache_total", "result" => "miss").increment(1);
                 None
             }
         }

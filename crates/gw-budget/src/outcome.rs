@@ -70,7 +70,8 @@ impl Pending {
         match outcome {
             Ok(ReserveOutcome::Admitted { spent, fired }) => {
                 record(req, Outcome::Allow, "within-budget", latency);
-                metrics::counter!("gw_budget_requests_total", "outcome" => "allow").increment(1);
+                gw_core::hot_counter!("gw_budget_requests_total", "outcome" => "allow")
+                    .increment(1);
                 fire(&self.cfg, &self.charges, &spent, &fired, &self.thresholds);
                 Next::Call(Some(Ticket {
                     cfg: self.cfg,
@@ -88,7 +89,7 @@ impl Pending {
                 fired,
             }) => {
                 record(req, Outcome::Deny, "budget-exceeded", latency);
-                metrics::counter!("gw_budget_requests_total", "outcome" => "deny").increment(1);
+                gw_core::hot_counter!("gw_budget_requests_total", "outcome" => "deny").increment(1);
                 let mut all = vec![0; self.charges.len()];
                 all[index] = spent;
                 fire(&self.cfg, &self.charges, &all, &fired, &self.thresholds);

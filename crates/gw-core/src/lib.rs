@@ -12,6 +12,8 @@
 //! - [`normalize_path`] and [`RouteSet`]: the one segment-aware path matcher.
 //! - [`Clock`], [`FeatureFlags`], [`BackendError`], [`FailMode`]: the seams layers are
 //!   configured and tested through.
+//! - [`hot_counter!`]: outcome counters of the per-request path, without a registry
+//!   lookup per increment.
 //!
 //! # Example
 //!
@@ -38,6 +40,7 @@ pub mod decisions;
 pub mod error;
 pub mod flags;
 pub mod identity;
+pub mod metrics;
 pub mod path;
 pub mod route;
 mod swar;
