@@ -21,8 +21,10 @@ pub const DEFAULT_TYPE_BASE: &str = "/problems";
 
 const RESERVED: [&str; 5] = ["type", "title", "status", "detail", "instance"];
 
-/// Per-request problem settings, put into the request extensions by the
-/// [`ProblemLayer`](crate::ProblemLayer) and read by [`Problem::for_request`].
+/// Per-request problem settings, put into the request extensions by a
+/// [`ProblemLayer`](crate::ProblemLayer) whose `type` base is not [`DEFAULT_TYPE_BASE`],
+/// and read by [`Problem::for_request`]. Without one, a problem gets the default base and
+/// the request's [`CorrelationId`].
 #[derive(Debug, Clone)]
 pub struct ProblemContext {
     pub(crate) type_base: Arc<str>,

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use gw_core::{CausationId, CorrelationId, PathError};
-use gw_problem::{BareErrors, Problem, ProblemLayer, ProblemType};
+use gw_problem::{BareErrors, Problem, ProblemContext, ProblemLayer, ProblemType};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
@@ -319,6 +319,40 @@ async fn inner_layers_pick_up_the_context() {
     let body = json_body(res).await;
     assert_eq!(body["correlation_id"], "cid-1");
     assert_eq!(body["instance"], "/panic");
+}
+
+#[tokio::test]
+async fn with_the_default_base_inner_layers_need_only_the_correlation_id() {
+    for (layer, base, context) in [
+        (ProblemLayer::new(), gw_problem::DEFAULT_TYPE_BASE, false),
+        (
+            ProblemLayer::new().type_base("https://err.example"),
+            "https://err.example",
+            true,
+        ),
+        // Set explicitly to the default: still no context needed.
+        (
+            ProblemLayer::new().type_base(gw_problem::DEFAULT_TYPE_BASE),
+            gw_problem::DEFAULT_TYPE_BASE,
+            false,
+        ),
+    ] {
+        let svc =
+            ServiceBuilder::new()
+                .layer(layer)
+                .service_fn(move |req: Request<Body>| async move {
+                    let has_context = req.extensions().get::<ProblemContext>().is_some();
+                    assert_eq!(has_context, context, "{base}");
+                    Ok::<Response<Body>, Infallible>(
+                        Problem::new(ProblemType::TOKEN_EXPIRED).response_for(&req),
+                    )
+                });
+        let res = svc.oneshot(panic_req()).await.unwrap();
+        let p = res.extensions().get::<Problem>().unwrap().clone();
+        assert_eq!(p.type_uri(), format!("{base}/token-expired"));
+        let body = json_body(res).await;
+        assert_eq!(body["correlation_id"], "cid-1", "{base}");
+    }
 }
 
 #[cfg(feature = "axum")]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use gw_core::{Decisions, Principal, ServiceIdentity, TargetBackend};
+use gw_core::{CorrelationId, Decisions, Principal, ServiceIdentity, TargetBackend};
 use gw_problem::{Problem, ProblemContext, ProblemType};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -165,6 +165,9 @@ fn failure_context(ext: &Extensions) -> Extensions {
     let mut out = Extensions::new();
     if let Some(ctx) = ext.get::<ProblemContext>() {
         out.insert(ctx.clone());
+    }
+    if let Some(id) = ext.get::<CorrelationId>() {
+        out.insert(id.clone());
     }
     if let Some(log) = ext.get::<Decisions>() {
         out.insert(log.clone());
