@@ -82,14 +82,11 @@ impl HotCounter {
     fn increment_on(&'static self, recorder: &dyn Recorder, n: u64) {
         let me = std::ptr::from_ref(self) as usize;
         let rec = std::ptr::from_ref(recorder).cast::<()>() as usize;
-        HANDLES.with(|handles| {
+        let cached = HANDLES.try_with(|handles| {
             // Borrowed only here, and a recorder does not count through this type while
-            // registering; should one, it gets an uncached handle.
+            // registering; should one, it gets an uncached handle (below).
             let Ok(mut handles) = handles.try_borrow_mut() else {
-                recorder
-                    .register_counter(&self.key, &self.metadata)
-                    .increment(n);
-                return;
+                return false;
             };
             match handles
                 .iter()
@@ -106,7 +103,15 @@ impl HotCounter {
                     });
                 }
             }
+            true
         });
+        // Also while the thread's list is being torn down (a count from a destructor at
+        // thread exit): counted all the same, through a handle asked for this once.
+        if !matches!(cached, Ok(true)) {
+            recorder
+                .register_counter(&self.key, &self.metadata)
+                .increment(n);
+        }
     }
 }
 
@@ -234,5 +239,25 @@ mod tests {
     fn without_a_recorder_counting_is_a_no_op() {
         hit();
         hit();
+    }
+
+    #[test]
+    fn counting_from_a_destructor_at_thread_exit_does_not_panic() {
+        struct CountsOnDrop;
+        impl Drop for CountsOnDrop {
+            fn drop(&mut self) {
+                hit();
+            }
+        }
+        thread_local! {
+            static GUARD: CountsOnDrop = const { CountsOnDrop };
+        }
+        // The guard is set up before the handle list, so it is torn down after it:
+        // its count finds the list gone.
+        let thread = std::thread::spawn(|| {
+            GUARD.with(|_| {});
+            hit();
+        });
+        assert!(thread.join().is_ok());
     }
 }
