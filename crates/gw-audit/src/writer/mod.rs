@@ -145,10 +145,19 @@ impl Shared {
         }
     }
 
+    /// [`Shared::spool_or_drop`] for one queued item, built into a record only when there
+    /// is a spool to take it.
+    fn spool_or_drop_item(&self, item: Item, sync: bool) {
+        match &self.spool {
+            Some(_) => self.spool_or_drop(&[item.into_record()], sync),
+            None => self.drop_unspooled(1),
+        }
+    }
+
     /// Counts `n` records lost for want of a spool. Like every loss, it is logged for the
     /// first ten records and then each time the total passes a power of two, so an
     /// overload does not also flood the log.
-    pub(crate) fn drop_unspooled(&self, n: usize) {
+    fn drop_unspooled(&self, n: usize) {
         if self.counters.dropped(n, "no-spool") {
             tracing::error!(
                 total = self.counters.dropped.load(Ordering::Relaxed),
@@ -257,7 +266,7 @@ impl AuditWriter {
         let full = queue.len() + taken >= shared.config.capacity;
         if shared.stopped.load(Ordering::Relaxed) {
             drop(queue);
-            shared.spool_or_drop(&[record.into_record()], true);
+            shared.spool_or_drop_item(record, true);
             return;
         }
         if !full || reserved {
@@ -278,11 +287,7 @@ impl AuditWriter {
                 }
                 OverflowPolicy::Spool | OverflowPolicy::Reject => {
                     drop(queue);
-                    // Without a spool the record is lost: no need to build it first.
-                    match shared.spool {
-                        Some(_) => shared.spool_or_drop(&[record.into_record()], false),
-                        None => shared.drop_unspooled(1),
-                    }
+                    shared.spool_or_drop_item(record, false);
                     return;
                 }
             }
