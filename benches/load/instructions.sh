@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Instructions per HTTP request: the bare server against the whole chain, counted by
+# callgrind (issue 11). Unlike requests/s, the count does not move with what else the
+# machine is doing, so two builds (or two machines) compare exactly.
+#
+# For each case it starts `load-server` under `valgrind --tool=callgrind` (one runtime
+# worker), warms it up with keep-alive requests from one curl process, zeroes the counters
+# (`callgrind_control`), sends more requests the same way and dumps the counters: the
+# instructions a request costs in the server's user space (hyper, tokio, axum, the
+# layers, and whatever the server does while it waits), startup and shutdown excluded. The kernel's share (sockets, wakeups) is not counted; `run.sh` reports it as
+# the server's system CPU per request. Run from anywhere:
+#
+#   benches/load/instructions.sh
+#
+# Environment (defaults in brackets):
+#   INSTR_CASES [bare chain-hit chain-miss]  space-separated subset of those
+#   INSTR_WARMUP [200]     requests before counting (caches filled, connections set up)
+#   INSTR_REQUESTS [2000]  requests counted
+#   LOAD_ALG [rs256]   token algorithm of the chain cases
+#   LOAD_OUT [target/load]  where the callgrind files and server logs go
+#
+# chain-miss runs with the verified-token cache disabled (`--auth-cache 0`): every request
+# verifies its signature.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+CASES="${INSTR_CASES:-bare chain-hit chain-miss}"
+WARM="${INSTR_WARMUP:-200}"
+N="${INSTR_REQUESTS:-2000}"
+ALG="${LOAD_ALG:-rs256}"
+OUT="${LOAD_OUT:-$ROOT/target/load}"
+BIN="$ROOT/target/release/load-server"
+mkdir -p "$OUT"
+
+missing=()
+command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "== installing ${missing[*]}"
+  $SUDO apt-get update
+  $SUDO apt-get install -y "${missing[@]}"
+fi
+
+echo "== building load-server (release)"
+cargo build --release -p gw-benches --bin load-server
+
+SERVER_PID=""
+trap '[ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null; true' EXIT
+trap 'exit 130' INT TERM
+
+# Instructions per request of case $1 (load-server arguments after): one server under
+# callgrind answers $WARM requests, its counters are zeroed, it answers $N more, and the
+# counters are dumped; the dump divided by $N is the figure.
+count() {
+  local name="$1"; shift
+  local base="$OUT/instr.$name"
+  rm -f "$base".cg*
+  valgrind --tool=callgrind --callgrind-out-file="$base.cg" \
+    "$BIN" "$@" --listen 127.0.0.1:0 --workers 1 --token-file "$base.tokens" \
+    >"$base.log" 2>"$base.valgrind" &
+  SERVER_PID=$!
+  local addr="" i
+  for i in $(seq 1 600); do
+    addr="$(grep -o 'http://[0-9.:]*' "$base.log" | head -1 || true)"
+    [ -n "$addr" ] && break
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then cat "$base.log" "$base.valgrind" >&2; exit 1; fi
+    sleep 0.2
+  done
+  [ -n "$addr" ] || { echo "load-server did not start (see $base.log)" >&2; exit 1; }
+  send "$base.warm" "$WARM"
+  callgrind_control --zero "$SERVER_PID" >/dev/null
+  send "$base.measured" "$N"
+  callgrind_control --dump "$SERVER_PID" >/dev/null
+  kill -INT "$SERVER_PID"
+  wait "$SERVER_PID" || { echo "load-server failed (see $base.log)" >&2; exit 1; }
+  SERVER_PID=""
+  local total
+  total="$(awk '/^(summary|totals):/ {print $2}' "$base.cg.1" | tail -1)"
+  echo $(( total / N ))
+}
+
+# $2 keep-alive requests on one connection (curl config $1), the same token each time
+# (the cache-hit path when the cache is on); every answer must be 200.
+send() {
+  local file="$1" n="$2" i codes
+  {
+    printf 'header = "Authorization: %s"\n' "$(head -1 "$base.tokens")"
+    printf 'header = "x-correlation-id: instr-0001"\n'
+    for i in $(seq 1 "$n"); do
+      printf 'url = "%s/api/v1/agents"\noutput = "/dev/null"\n' "$addr"
+    done
+  } >"$file"
+  codes="$(curl -s -K "$file" -w '%{http_code}\n' | sort | uniq -c | awk '{printf "%s×%s ", $1, $2}')"
+  if [ "$codes" != "$n×200 " ]; then
+    echo "$name: expected $n answers 200, got $codes" >&2
+    exit 1
+  fi
+}
+
+declare -A PER
+for c in $CASES; do
+  case "$c" in
+    bare) args=(--mode bare) ;;
+    chain-hit) args=(--mode chain --alg "$ALG") ;;
+    chain-miss) args=(--mode chain --alg "$ALG" --auth-cache 0) ;;
+    *) echo "unknown case $c (bare, chain-hit, chain-miss)"; exit 2 ;;
+  esac
+  echo "== $c: load-server ${args[*]} under callgrind, $WARM requests, then $N counted"
+  PER[$c]="$(count "$c" "${args[@]}")"
+  echo "$c: ${PER[$c]} instructions per request"
+done
+
+echo
+echo "== instructions per request in the server's user space (callgrind, one worker; $N requests after $WARM)"
+echo "| case       | instructions/request | vs bare |"
+echo "|------------|----------------------|---------|"
+for c in $CASES; do
+  ratio="-"
+  if [ -n "${PER[bare]:-}" ] && [ "${PER[bare]}" -gt 0 ]; then
+    ratio="$(awk -v a="${PER[$c]}" -v b="${PER[bare]}" 'BEGIN { printf "%.2f×", a / b }')"
+  fi
+  printf '| %-10s | %20s | %7s |\n' "$c" "${PER[$c]}" "$ratio"
+done
