@@ -7,8 +7,9 @@
 # worker), warms it up with keep-alive requests from one curl process, zeroes the counters
 # (`callgrind_control`), sends more requests the same way and dumps the counters: the
 # instructions a request costs in the server's user space (hyper, tokio, axum, the
-# layers, and whatever the server does while it waits), startup and shutdown excluded. The kernel's share (sockets, wakeups) is not counted; `run.sh` reports it as
-# the server's system CPU per request. Run from anywhere:
+# layers, and whatever the server does while it waits), startup and shutdown excluded.
+# The kernel's share (sockets, wakeups) is not counted; `run.sh` reports it as the
+# server's system CPU per request. Run from anywhere:
 #
 #   benches/load/instructions.sh
 #
@@ -47,17 +48,18 @@ fi
 echo "== building load-server (release)"
 cargo build --release -p gw-benches --bin load-server
 
-SERVER_PID=""
-trap '[ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null; true' EXIT
 trap 'exit 130' INT TERM
 
 # Instructions per request of case $1 (load-server arguments after): one server under
 # callgrind answers $WARM requests, its counters are zeroed, it answers $N more, and the
-# counters are dumped; the dump divided by $N is the figure.
+# counters are dumped; the dump divided by $N is the figure. It runs in a subshell
+# (`$(count ...)`), which stops its server however it ends.
 count() {
   local name="$1"; shift
   local base="$OUT/instr.$name"
   rm -f "$base".cg*
+  SERVER_PID=""
+  trap '[ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null; true' EXIT
   valgrind --tool=callgrind --callgrind-out-file="$base.cg" \
     "$BIN" "$@" --listen 127.0.0.1:0 --workers 1 --token-file "$base.tokens" \
     >"$base.log" 2>"$base.valgrind" &
