@@ -34,19 +34,10 @@ OUT="${LOAD_OUT:-$ROOT/target/load}"
 BIN="$ROOT/target/release/load-server"
 mkdir -p "$OUT"
 
-missing=()
-command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
-command -v curl >/dev/null 2>&1 || missing+=(curl)
-if [ "${#missing[@]}" -gt 0 ]; then
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  echo "== installing ${missing[*]}"
-  $SUDO apt-get update
-  $SUDO apt-get install -y "${missing[@]}"
-fi
-
-echo "== building load-server (release)"
-cargo build --release -p gw-benches --bin load-server
+# shellcheck source=benches/load/common.sh
+. benches/load/common.sh
+install_missing valgrind curl
+build_load_server
 
 trap 'exit 130' INT TERM
 
@@ -64,14 +55,8 @@ count() {
     "$BIN" "$@" --listen 127.0.0.1:0 --workers 1 --token-file "$base.tokens" \
     >"$base.log" 2>"$base.valgrind" &
   SERVER_PID=$!
-  local addr="" i
-  for i in $(seq 1 600); do
-    addr="$(grep -o 'http://[0-9.:]*' "$base.log" | head -1 || true)"
-    [ -n "$addr" ] && break
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then cat "$base.log" "$base.valgrind" >&2; exit 1; fi
-    sleep 0.2
-  done
-  [ -n "$addr" ] || { echo "load-server did not start (see $base.log)" >&2; exit 1; }
+  local addr
+  addr="$(wait_listening "$SERVER_PID" "$base.log")" || { cat "$base.valgrind" >&2; exit 1; }
   send "$base.warm" "$WARM"
   callgrind_control --zero "$SERVER_PID" >/dev/null
   send "$base.measured" "$N"

@@ -56,16 +56,10 @@ BIN="$ROOT/target/release/load-server"
 LUA="$ROOT/benches/load/tokens.lua"
 mkdir -p "$OUT"
 
-if ! command -v wrk >/dev/null 2>&1; then
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  echo "== installing wrk"
-  $SUDO apt-get update
-  $SUDO apt-get install -y wrk
-fi
-
-echo "== building load-server (release)"
-cargo build --release -p gw-benches --bin load-server
+# shellcheck source=benches/load/common.sh
+. benches/load/common.sh
+install_missing wrk
+build_load_server
 
 SERVER_PID=""
 stop_server() {
@@ -100,14 +94,8 @@ run_case() {
   rm -rf "$OUT/audit-spool"
   "$BIN" "$@" --token-file "$tokens" >"$log" 2>&1 &
   SERVER_PID=$!
-  local addr="" i
-  for i in $(seq 1 300); do
-    addr="$(grep -o 'http://[0-9.:]*' "$log" | head -1 || true)"
-    [ -n "$addr" ] && break
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then cat "$log"; echo "load-server died"; exit 1; fi
-    sleep 0.1
-  done
-  [ -n "$addr" ] || { cat "$log"; echo "load-server did not start"; exit 1; }
+  local addr
+  addr="$(wait_listening "$SERVER_PID" "$log")" || exit 1
   LOADAVG[$name]="$(cut -d' ' -f1 /proc/loadavg)"
   local cpu0 cpu1
   cpu0="$(awk '{print $14, $15}' "/proc/$SERVER_PID/stat")"
