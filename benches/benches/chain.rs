@@ -13,13 +13,11 @@ use criterion::measurement::Measurement;
 use criterion::{Criterion, criterion_group, criterion_main};
 use gw_benches::ThreadCpuTime;
 use gw_benches::load::{
-    Alg, BenchService, ROUTE, bare_service, build_chain, chain_config, chain_layers, fixed_router,
-    now, token_pool,
+    Alg, BenchService, ROUTE, Upto, bare_service, build_chain, chain_config, chain_layers,
+    chain_upto, now, token_pool,
 };
-use gw_problem::ProblemLayer;
 use http::Request;
-use tower::util::BoxCloneSyncService;
-use tower::{ServiceBuilder, ServiceExt};
+use tower::ServiceExt;
 
 fn request(bearer: Option<&str>) -> Request<Body> {
     let mut b = Request::get(ROUTE).header("x-correlation-id", "bench-chain-0001");
@@ -38,10 +36,10 @@ fn bench<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
         .build()
         .unwrap();
     let cached = rt
-        .block_on(build_chain(&chain_config(Alg::Rs256), 10_000))
+        .block_on(build_chain(&chain_config(Alg::Rs256), 10_000, Upto::Budget))
         .unwrap();
     let uncached = rt
-        .block_on(build_chain(&chain_config(Alg::EdDsa), 0))
+        .block_on(build_chain(&chain_config(Alg::EdDsa), 0, Upto::Budget))
         .unwrap();
     let rs = format!(
         "Bearer {}",
@@ -105,62 +103,16 @@ fn bench<M: Measurement + 'static>(c: &mut Criterion<M>, group: &str) {
     let (layers, _sink) = rt
         .block_on(chain_layers(&chain_config(Alg::Rs256)))
         .unwrap();
-    let l = &layers;
-    let outer = || {
-        ServiceBuilder::new()
-            .layer(ProblemLayer::new())
-            .map_response(|r: http::Response<_>| r.map(Body::new))
-            .layer(l.audit.clone())
-    };
-    let svc_auth = || {
-        ServiceBuilder::new()
-            .layer(l.service_auth.clone())
-            .map_request(|r: http::Request<svc_hmac::VerifiedBody<Body>>| {
-                r.map(|b| b.into_passthrough().unwrap_or_else(Body::new))
-            })
-    };
-    let mut prefixes: Vec<(&str, BenchService)> = vec![
-        (
-            "1-problem-audit",
-            BoxCloneSyncService::new(outer().service(fixed_router())),
-        ),
-        (
-            "2-plus-auth",
-            BoxCloneSyncService::new(outer().layer(l.auth.clone()).service(fixed_router())),
-        ),
-        (
-            "3-plus-service-auth",
-            BoxCloneSyncService::new(
-                outer()
-                    .layer(l.auth.clone())
-                    .layer(svc_auth())
-                    .service(fixed_router()),
-            ),
-        ),
-        (
-            "4-plus-rbac",
-            BoxCloneSyncService::new(
-                outer()
-                    .layer(l.auth.clone())
-                    .layer(svc_auth())
-                    .layer(l.rbac.clone())
-                    .map_response(|r: http::Response<_>| r.map(Body::new))
-                    .service(fixed_router()),
-            ),
-        ),
-        (
-            "5-plus-policy",
-            BoxCloneSyncService::new(
-                outer()
-                    .layer(l.auth.clone())
-                    .layer(svc_auth())
-                    .layer(l.rbac.clone())
-                    .layer(l.policy.clone())
-                    .map_response(|r: http::Response<_>| r.map(Body::new))
-                    .service(fixed_router()),
-            ),
-        ),
-    ];
+    let mut prefixes: Vec<(&str, BenchService)> = [
+        ("1-problem-audit", Upto::Audit),
+        ("2-plus-auth", Upto::Auth),
+        ("3-plus-service-auth", Upto::ServiceAuth),
+        ("4-plus-rbac", Upto::Rbac),
+        ("5-plus-policy", Upto::Policy),
+    ]
+    .into_iter()
+    .map(|(name, upto)| (name, chain_upto(&layers, upto)))
+    .collect();
     let mut g = c.benchmark_group(format!("{group}-prefix"));
     for (name, svc) in &mut prefixes {
         g.bench_function(*name, |b| b.iter(|| call(svc, Some(&rs))));

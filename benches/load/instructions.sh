@@ -14,7 +14,11 @@
 #   benches/load/instructions.sh
 #
 # Environment (defaults in brackets):
-#   INSTR_CASES [bare chain-hit chain-miss]  space-separated subset of those
+#   INSTR_CASES [bare chain-hit chain-miss]  space-separated, of those and the chain cut
+#                    after a layer: upto-audit (Problem and Audit only), upto-auth,
+#                    upto-service-auth, upto-rbac, upto-policy (chain-hit is the whole
+#                    chain); INSTR_CASES=layers stands for bare, every cut and chain-hit,
+#                    and the table then gives what each layer adds
 #   INSTR_WARMUP [200]     requests before counting (caches filled, connections set up)
 #   INSTR_REQUESTS [2000]  requests counted
 #   LOAD_ALG [rs256]   token algorithm of the chain cases
@@ -27,6 +31,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 CASES="${INSTR_CASES:-bare chain-hit chain-miss}"
+if [ "$CASES" = layers ]; then
+  CASES="bare upto-audit upto-auth upto-service-auth upto-rbac upto-policy chain-hit"
+fi
 WARM="${INSTR_WARMUP:-200}"
 N="${INSTR_REQUESTS:-2000}"
 ALG="${LOAD_ALG:-rs256}"
@@ -93,7 +100,8 @@ for c in $CASES; do
     bare) args=(--mode bare) ;;
     chain-hit) args=(--mode chain --alg "$ALG") ;;
     chain-miss) args=(--mode chain --alg "$ALG" --auth-cache 0) ;;
-    *) echo "unknown case $c (bare, chain-hit, chain-miss)"; exit 2 ;;
+    upto-*) args=(--mode chain --alg "$ALG" --upto "${c#upto-}") ;;
+    *) echo "unknown case $c (bare, chain-hit, chain-miss, upto-LAYER, layers)"; exit 2 ;;
   esac
   echo "== $c: load-server ${args[*]} under callgrind, $WARM requests, then $N counted"
   PER[$c]="$(count "$c" "${args[@]}")"
@@ -102,12 +110,16 @@ done
 
 echo
 echo "== instructions per request in the server's user space (callgrind, one worker; $N requests after $WARM)"
-echo "| case       | instructions/request | vs bare |"
-echo "|------------|----------------------|---------|"
+echo "| case              | instructions/request | vs bare | over the case above |"
+echo "|-------------------|----------------------|---------|---------------------|"
+prev=""
 for c in $CASES; do
   ratio="-"
   if [ -n "${PER[bare]:-}" ] && [ "${PER[bare]}" -gt 0 ]; then
     ratio="$(awk -v a="${PER[$c]}" -v b="${PER[bare]}" 'BEGIN { printf "%.2f×", a / b }')"
   fi
-  printf '| %-10s | %20s | %7s |\n' "$c" "${PER[$c]}" "$ratio"
+  step="-"
+  [ -n "$prev" ] && step=$(( PER[$c] - PER[$prev] ))
+  printf '| %-17s | %20s | %7s | %19s |\n' "$c" "${PER[$c]}" "$ratio" "$step"
+  prev="$c"
 done

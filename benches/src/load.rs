@@ -230,7 +230,8 @@ impl StripedCounter {
 
 /// What [`build_chain`] made.
 pub struct Chain {
-    /// The full chain in front of [`fixed_router`].
+    /// The chain (or the part of it [`build_chain`] was asked for) in front of
+    /// [`fixed_router`].
     pub service: BenchService,
     /// The audit writer (drain it before counting rows).
     pub audit: AuditWriter,
@@ -264,16 +265,104 @@ pub async fn chain_layers(
     Ok((layers, sink))
 }
 
+/// Where a benchmark cuts the chain: the outer part (Problem and Audit) always runs, and
+/// the protected layers up to and including this one. [`Upto::Budget`] is the whole chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Upto {
+    /// Problem and Audit only.
+    Audit,
+    /// Then Auth.
+    Auth,
+    /// Then service auth (HMAC).
+    ServiceAuth,
+    /// Then RBAC.
+    Rbac,
+    /// Then Policy.
+    Policy,
+    /// Then Budget: the whole chain.
+    Budget,
+}
+
+impl std::str::FromStr for Upto {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "audit" => Self::Audit,
+            "auth" => Self::Auth,
+            "service-auth" => Self::ServiceAuth,
+            "rbac" => Self::Rbac,
+            "policy" => Self::Policy,
+            "budget" => Self::Budget,
+            other => {
+                return Err(format!(
+                    "unknown layer {other:?} (audit, auth, service-auth, rbac, policy, budget)"
+                ));
+            }
+        })
+    }
+}
+
+/// The chain around [`fixed_router`], cut after `upto`, composed as the gateway composes
+/// the whole one: [`Layers::enclose`](gateway::stack::Layers::enclose) around the
+/// protected layers in one boxed service, in the order of
+/// [`Layers::protect`](gateway::stack::Layers::protect) (which builds the whole chain's).
+pub fn chain_upto(layers: &gateway::stack::Layers, upto: Upto) -> BenchService {
+    let svc_auth = || {
+        ServiceBuilder::new()
+            .layer(layers.service_auth.clone())
+            .map_request(|r: Request<svc_hmac::VerifiedBody<Body>>| {
+                r.map(|b| b.into_passthrough().unwrap_or_else(Body::new))
+            })
+    };
+    let protected: BenchService = match upto {
+        Upto::Audit => BoxCloneSyncService::new(fixed_router()),
+        Upto::Auth => BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(layers.auth.clone())
+                .service(fixed_router()),
+        ),
+        Upto::ServiceAuth => BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(layers.auth.clone())
+                .layer(svc_auth())
+                .service(fixed_router()),
+        ),
+        Upto::Rbac => BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(layers.auth.clone())
+                .layer(svc_auth())
+                .layer(layers.rbac.clone())
+                .map_response(|r: http::Response<_>| r.map(Body::new))
+                .service(fixed_router()),
+        ),
+        Upto::Policy => BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .layer(layers.auth.clone())
+                .layer(svc_auth())
+                .layer(layers.rbac.clone())
+                .layer(layers.policy.clone())
+                .map_response(|r: http::Response<_>| r.map(Body::new))
+                .service(fixed_router()),
+        ),
+        Upto::Budget => layers.protect(fixed_router()),
+    };
+    layers.enclose(ProblemLayer::new(), protected)
+}
+
 /// Builds the gateway's layers from `config` (Redis and PostgreSQL when configured there)
-/// around [`fixed_router`]. Without a database, audit records go to a [`CountingSink`]
-/// instead of JSON lines on stdout. `cache_capacity` sets the verified-token cache (`0`
-/// disables it: every request verifies its signature).
-pub async fn build_chain(config: &Config, cache_capacity: usize) -> Result<Chain, String> {
+/// around [`fixed_router`], cut after `upto`. Without a database, audit records go to a
+/// [`CountingSink`] instead of JSON lines on stdout. `cache_capacity` sets the
+/// verified-token cache (`0` disables it: every request verifies its signature).
+pub async fn build_chain(
+    config: &Config,
+    cache_capacity: usize,
+    upto: Upto,
+) -> Result<Chain, String> {
     let (mut layers, sink) = chain_layers(config).await?;
     layers.auth = layers.auth.cache_capacity(cache_capacity);
     let answered = Arc::new(StripedCounter::default());
     let counter = answered.clone();
-    let chain = layers.enclose(ProblemLayer::new(), layers.protect(fixed_router()));
+    let chain = chain_upto(&layers, upto);
     let service = ServiceBuilder::new()
         .map_response(move |r: Response| {
             counter.increment();
@@ -317,7 +406,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn chain_answers_like_bare_and_audits_every_request() {
         for (alg, cache) in [(Alg::Rs256, 1000), (Alg::EdDsa, 0)] {
-            let chain = build_chain(&chain_config(alg), cache).await.unwrap();
+            let chain = build_chain(&chain_config(alg), cache, Upto::Budget)
+                .await
+                .unwrap();
             let pool = token_pool(alg, 3, now(), 60).unwrap();
             for t in pool.iter().chain(pool.iter()) {
                 let res = chain
@@ -340,6 +431,53 @@ mod tests {
         }
         let res = bare_service().oneshot(get_req(None)).await.unwrap();
         assert_eq!(res.status(), 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_chain_cut_after_each_layer_runs_that_far() {
+        let config = chain_config(Alg::EdDsa);
+        let (layers, sink) = chain_layers(&config).await.unwrap();
+        let token = &token_pool(Alg::EdDsa, 1, now(), 60).unwrap()[0];
+        // The first response header each layer adds (the outer part adds the correlation id).
+        let marks = [
+            (Upto::Rbac, "x-rbac-user-id"),
+            (Upto::Policy, "x-target-backend"),
+            (Upto::Budget, "x-budget-alert-level"),
+        ];
+        let all = [
+            Upto::Audit,
+            Upto::Auth,
+            Upto::ServiceAuth,
+            Upto::Rbac,
+            Upto::Policy,
+            Upto::Budget,
+        ];
+        for upto in all {
+            let svc = chain_upto(&layers, upto);
+            let res = svc.clone().oneshot(get_req(Some(token))).await.unwrap();
+            assert_eq!(res.status(), 200, "{upto:?}");
+            assert!(res.headers().contains_key("x-correlation-id"), "{upto:?}");
+            for (from, header) in marks {
+                assert_eq!(
+                    res.headers().contains_key(header),
+                    upto >= from,
+                    "{upto:?}: {header}"
+                );
+            }
+            // Without a token, only a chain with Auth refuses.
+            let res = svc.oneshot(get_req(None)).await.unwrap();
+            let want = if upto >= Upto::Auth { 401 } else { 200 };
+            assert_eq!(res.status(), want, "{upto:?}");
+        }
+        layers.audit_writer.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(sink.unwrap().count(), 2 * all.len() as u64);
+        for (name, upto) in ["audit", "auth", "service-auth", "rbac", "policy", "budget"]
+            .into_iter()
+            .zip(all)
+        {
+            assert_eq!(name.parse::<Upto>(), Ok(upto));
+        }
+        assert!("everything".parse::<Upto>().is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! load-server --mode bare|chain|chain-backends [--listen 127.0.0.1:0] [--alg rs256|eddsa]
 //!             [--tokens 16] [--token-file load-tokens.txt] [--auth-cache 10000]
 //!             [--audit-batch 100] [--audit-spool DIR] [--workers N]
-//!             [--metrics prometheus|none]
+//!             [--metrics prometheus|none] [--upto LAYER]
 //! load-server verify-rate [--alg rs256|eddsa] [--seconds 2]
 //! load-server profile [--requests 20000] [--auth-cache 10000] [--metrics prometheus|none]
 //! ```
@@ -14,7 +14,9 @@
 //! uses Redis (`REDIS_URL`) and PostgreSQL (`DATABASE_URL`) under a key prefix and a schema
 //! of its own, and on shutdown checks that the audit table holds exactly one row per
 //! answered request, then drops both. `--auth-cache 0` disables the verified-token cache,
-//! so every request verifies its signature.
+//! so every request verifies its signature. `--upto audit|auth|service-auth|rbac|policy`
+//! cuts the chain after that layer (Problem and Audit always run; the default, `budget`,
+//! is the whole chain), to see what each layer costs.
 //!
 //! `profile` sends `--requests` in-process requests with one token through the chain with
 //! embedded backends on a current-thread runtime, for a profiler:
@@ -24,7 +26,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use gw_benches::load::{Alg, CountingSink, ISSUER, bare_service, build_chain, chain_config};
+use gw_benches::load::{Alg, CountingSink, ISSUER, Upto, bare_service, build_chain, chain_config};
 use tokio::signal::unix::{SignalKind, signal};
 
 struct Args {
@@ -40,6 +42,7 @@ struct Args {
     requests: u64,
     workers: Option<usize>,
     metrics: bool,
+    upto: Upto,
 }
 
 fn parse() -> Result<Args, String> {
@@ -56,6 +59,7 @@ fn parse() -> Result<Args, String> {
         requests: 20_000,
         workers: None,
         metrics: true,
+        upto: Upto::Budget,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -87,6 +91,7 @@ fn parse() -> Result<Args, String> {
             "--workers" => {
                 args.workers = Some(value()?.parse().map_err(|e| format!("--workers: {e}"))?)
             }
+            "--upto" => args.upto = value()?.parse()?,
             "--metrics" => {
                 args.metrics = match value()?.as_str() {
                     "prometheus" => true,
@@ -156,7 +161,11 @@ fn profile(args: &Args) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
-    let chain = rt.block_on(build_chain(&chain_config(args.alg), args.auth_cache))?;
+    let chain = rt.block_on(build_chain(
+        &chain_config(args.alg),
+        args.auth_cache,
+        args.upto,
+    ))?;
     // One service called request after request, as a connection calls its clone.
     let mut service = chain.service.clone();
     let token = gw_benches::load::token_pool(args.alg, 1, gw_benches::load::now(), 3_600)?;
@@ -217,7 +226,7 @@ async fn run(args: Args) -> Result<(), String> {
     let (service, chain) = match args.mode.as_str() {
         "bare" => (bare_service(), None),
         "chain" => {
-            let chain = build_chain(&config, args.auth_cache).await?;
+            let chain = build_chain(&config, args.auth_cache, args.upto).await?;
             (chain.service.clone(), Some(chain))
         }
         "chain-backends" => {
@@ -233,7 +242,7 @@ async fn run(args: Args) -> Result<(), String> {
                 config.audit.batch_size = n;
             }
             config.audit.spool_dir = args.audit_spool.clone();
-            let chain = build_chain(&config, args.auth_cache).await?;
+            let chain = build_chain(&config, args.auth_cache, args.upto).await?;
             (chain.service.clone(), Some(chain))
         }
         other => return Err(format!("--mode {other:?}: bare, chain or chain-backends")),
