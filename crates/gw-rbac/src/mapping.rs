@@ -40,7 +40,6 @@ impl Mapped<'_> {
 #[derive(Debug, Clone)]
 pub struct RouteMapper {
     overrides: RouteSet<Target>,
-    derived: RouteSet<()>,
 }
 
 impl RouteMapper {
@@ -70,11 +69,7 @@ impl RouteMapper {
                 .insert(&rule.route, target)
                 .map_err(PolicyError::new)?;
         }
-        // One subtree route picks the version and resource segments (one match, one
-        // small allocation); the id is the segment after them.
-        let derived =
-            RouteSet::from_routes(["/api/{version}/{resource}/*"]).expect("static route parses");
-        Ok(Self { overrides, derived })
+        Ok(Self { overrides })
     }
 
     /// The resource and action for `method` on the normalized `path`, or `None` when
@@ -95,13 +90,11 @@ impl RouteMapper {
                 }),
             };
         }
-        let m = self.derived.find(method, path)?;
-        let version = m.param("version")?;
+        let (version, segment, resource_id) = api_segments(path)?;
         let digits = version.strip_prefix('v')?;
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        let segment = m.param("resource")?;
         let resource = if segment.contains('-') {
             Cow::Owned(segment.replace('-', "_"))
         } else {
@@ -110,10 +103,29 @@ impl RouteMapper {
         Some(Mapped {
             resource,
             action: Cow::Borrowed(method_action(method)?),
-            // `/api/{version}/{resource}/{id}/...`: the normalized path has no empty segments.
-            resource_id: path.split('/').nth(4),
+            resource_id,
         })
     }
+}
+
+/// The default rule's shape, `/api/{version}/{resource}[/{id}[/...]]`, on a normalized
+/// path (no empty segments): the version, the resource and the id segment, if any.
+/// Every request that no override maps comes here, so the one fixed shape is read in one
+/// pass over the bytes rather than matched as a route (a quarter of the instructions).
+fn api_segments(path: &str) -> Option<(&str, &str, Option<&str>)> {
+    fn split(rest: &str) -> (&str, &str) {
+        match rest.bytes().position(|b| b == b'/') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        }
+    }
+    let (version, rest) = split(path.strip_prefix("/api/")?);
+    let (resource, rest) = split(rest);
+    if version.is_empty() || resource.is_empty() {
+        return None;
+    }
+    let (id, _) = split(rest);
+    Some((version, resource, (!id.is_empty()).then_some(id)))
 }
 
 /// The default action of a method.
@@ -184,5 +196,35 @@ mod tests {
         assert_eq!(map(Method::GET, "/api/v1"), None);
         assert_eq!(map(Method::GET, "/health"), None);
         assert_eq!(map(Method::OPTIONS, "/api/v1/agents"), None);
+    }
+
+    /// `api_segments` reads what the route `/api/{version}/{resource}/*` would match, with
+    /// the id the segment after the resource, on normalized paths.
+    #[test]
+    fn api_segments_read_what_the_route_matches() {
+        let route = RouteSet::from_routes(["/api/{version}/{resource}/*"]).unwrap();
+        for path in [
+            "/",
+            "/api",
+            "/apis/v1/agents",
+            "/api/v1",
+            "/api/v1/agents",
+            "/api/v1/agents/7",
+            "/api/v1/agents/7/runs/3",
+            "/api/v12/audit-logs/a-b",
+            "/x/api/v1/agents",
+            "/api/v1/a",
+            "/api/a/b/c/d/e/f",
+        ] {
+            assert_eq!(gw_core::normalize_path(path).unwrap(), path, "normalized");
+            let by_route = route.find(&Method::GET, path).map(|m| {
+                (
+                    m.param("version").unwrap(),
+                    m.param("resource").unwrap(),
+                    path.split('/').nth(4),
+                )
+            });
+            assert_eq!(api_segments(path), by_route, "{path}");
+        }
     }
 }
