@@ -111,7 +111,7 @@ impl RouteMapper {
 /// The default rule's shape, `/api/{version}/{resource}[/{id}[/...]]`, on a normalized
 /// path (no empty segments): the version, the resource and the id segment, if any.
 /// Every request that no override maps comes here, so the one fixed shape is read in one
-/// pass over the bytes rather than matched as a route (a quarter of the instructions).
+/// pass over the bytes rather than matched as a route (a third of the instructions).
 fn api_segments(path: &str) -> Option<(&str, &str, Option<&str>)> {
     fn split(rest: &str) -> (&str, &str) {
         match rest.bytes().position(|b| b == b'/') {
