@@ -387,6 +387,54 @@ mod tests {
         assert!(!set.matches(&Method::POST, "no-slash"));
     }
 
+    /// Matching by whole segments, as the module docs describe it: the path split into
+    /// its non-empty segments, each compared with the route's.
+    fn reference_match(spec: &str, method: &Method, path: &str) -> bool {
+        let route = Route::parse(spec, ()).unwrap();
+        let got: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let n = route.segments.len();
+        path.starts_with('/')
+            && route.allows(method)
+            && (got.len() == n || route.subtree && got.len() > n)
+            && route.segments.iter().zip(&got).all(|(seg, g)| match seg {
+                Segment::Literal(lit) => **lit == **g,
+                Segment::Param(_) => true,
+            })
+    }
+
+    #[test]
+    fn matching_reads_whole_segments() {
+        let specs = [
+            "/",
+            "/*",
+            "/a",
+            "/a/*",
+            "/a/b",
+            "/a/{x}",
+            "/{x}",
+            "/{x}/b",
+            "/{x}/*",
+            "/a/{x}/c",
+            "/ab",
+            "GET /a/*",
+            "POST /{x}",
+        ];
+        let paths = [
+            "/", "/a", "/a/", "/ab", "/a/b", "/a/bc", "/a/b/c", "/a/x/c", "/b", "/b/b", "//a",
+            "/a//b", "/x/b/", "a", "",
+        ];
+        for spec in specs {
+            let set = RouteSet::from_routes([spec]).unwrap();
+            for path in paths {
+                for method in [Method::GET, Method::POST] {
+                    let want = reference_match(spec, &method, path);
+                    assert_eq!(set.matches(&method, path), want, "{spec} {method} {path:?}");
+                    assert_eq!(set.find(&method, path).is_some(), want, "{spec} {path:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn ties_go_to_the_first_inserted_and_long_paths_match() {
         let set = RouteSet::new()
