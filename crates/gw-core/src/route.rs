@@ -429,7 +429,11 @@ mod tests {
                 for method in [Method::GET, Method::POST] {
                     let want = reference_match(spec, &method, path);
                     assert_eq!(set.matches(&method, path), want, "{spec} {method} {path:?}");
-                    assert_eq!(set.find(&method, path).is_some(), want, "{spec} {path:?}");
+                    assert_eq!(
+                        set.find(&method, path).is_some(),
+                        want,
+                        "{spec} {method} {path:?}"
+                    );
                 }
             }
         }
