@@ -11,6 +11,11 @@
 //! | `/*` | every path |
 //! | `GET,HEAD /reports/*` | as above, for those methods only |
 //!
+//! A route for `GET` is also a route for `HEAD`: servers answer `HEAD` by running the
+//! `GET` handler (axum, hyper-based routers, Starlette all do), so a rule that guards a
+//! `GET` must guard its `HEAD` too. A route that names `HEAD` itself is preferred for
+//! `HEAD` over an equally specific one that only names `GET`.
+//!
 //! Matching is by whole segments on a path that went through
 //! [`normalize_path`](crate::path::normalize_path). When several routes match, the most
 //! specific wins: the longest pattern, then the most literal segments, then exact over
@@ -47,6 +52,8 @@ enum Segment {
 struct Route<T> {
     spec: Box<str>,
     methods: Option<Box<[Method]>>,
+    /// Matches `HEAD` only because it lists `GET`.
+    implied_head: bool,
     segments: Box<[Segment]>,
     subtree: bool,
     rank: Rank,
@@ -79,6 +86,9 @@ impl<T> Route<T> {
                     .collect::<Result<Box<[Method]>, _>>()?,
             ),
         };
+        let implied_head = methods
+            .as_deref()
+            .is_some_and(|m| m.contains(&Method::GET) && !m.contains(&Method::HEAD));
         let rest = pattern
             .strip_prefix('/')
             .ok_or_else(|| err("pattern must start with '/'"))?;
@@ -101,6 +111,7 @@ impl<T> Route<T> {
         Ok(Self {
             spec: trimmed.into(),
             methods,
+            implied_head,
             segments: segments.into(),
             subtree,
             rank,
@@ -108,9 +119,12 @@ impl<T> Route<T> {
         })
     }
 
-    /// Whether the route is for `method` (or for every method).
+    /// Whether the route is for `method` (or for every method); a `GET` route is for
+    /// `HEAD` too.
     fn allows(&self, method: &Method) -> bool {
-        self.methods.as_ref().is_none_or(|m| m.contains(method))
+        self.methods
+            .as_ref()
+            .is_none_or(|m| m.contains(method) || (self.implied_head && method == Method::HEAD))
     }
 
     /// Whether the path, split into its segments, matches.
@@ -278,11 +292,18 @@ impl<T> RouteSet<T> {
             return None;
         }
         with_segments(path, |segments| {
-            let route = self
-                .by_rank
-                .iter()
-                .map(|&i| &self.routes[i])
-                .find(|r| r.is_match(method, segments))?;
+            let mut ranked = self.by_rank.iter().map(|&i| &self.routes[i]);
+            let mut route = ranked.find(|r| r.is_match(method, segments))?;
+            if route.implied_head && method == Method::HEAD {
+                // An equally specific route that names HEAD itself is the better match.
+                let rank = route.rank;
+                if let Some(explicit) = ranked
+                    .take_while(|r| r.rank == rank)
+                    .find(|r| !r.implied_head && r.is_match(method, segments))
+                {
+                    route = explicit;
+                }
+            }
             Some(RouteMatch {
                 route: &route.spec,
                 value: &route.value,
@@ -387,14 +408,68 @@ mod tests {
         assert!(!set.matches(&Method::POST, "no-slash"));
     }
 
+    #[test]
+    fn a_get_route_covers_head() {
+        let set = RouteSet::new()
+            .route("GET /export", "get")
+            .unwrap()
+            .route("GET,POST /data/{id}", "get-post")
+            .unwrap()
+            .route("POST /data/{id}/run", "post")
+            .unwrap();
+        let find = |m: Method, p: &str| set.find(&m, p).map(|m| *m.value);
+        assert_eq!(find(Method::HEAD, "/export"), Some("get"));
+        assert_eq!(find(Method::HEAD, "/data/7"), Some("get-post"));
+        assert_eq!(find(Method::HEAD, "/data/7/run"), None, "POST only");
+        assert!(set.matches(&Method::HEAD, "/export"));
+        assert!(!set.matches(&Method::HEAD, "/data/7/run"));
+        assert!(!set.matches(&Method::OPTIONS, "/export"));
+        let catch_all = RouteSet::from_routes(["GET /*"]).unwrap();
+        assert!(catch_all.matches(&Method::HEAD, "/any/path"));
+        assert!(!catch_all.matches(&Method::POST, "/any/path"));
+    }
+
+    #[test]
+    fn a_route_naming_head_beats_an_equal_get_route_for_head() {
+        for order in [["GET /x", "HEAD /x"], ["HEAD /x", "GET /x"]] {
+            let mut set = RouteSet::new();
+            for r in order {
+                set.insert(r, r).unwrap();
+            }
+            assert_eq!(
+                set.find(&Method::HEAD, "/x").map(|m| *m.value),
+                Some("HEAD /x")
+            );
+            assert_eq!(
+                set.find(&Method::GET, "/x").map(|m| *m.value),
+                Some("GET /x")
+            );
+        }
+        // A more specific GET route still wins over a broader HEAD one.
+        let set = RouteSet::new()
+            .route("HEAD /x/*", "head")
+            .unwrap()
+            .route("GET /x/y", "get")
+            .unwrap();
+        assert_eq!(
+            set.find(&Method::HEAD, "/x/y").map(|m| *m.value),
+            Some("get")
+        );
+    }
+
     /// Matching by whole segments, as the module docs describe it: the path split into
     /// its non-empty segments, each compared with the route's.
     fn reference_match(spec: &str, method: &Method, path: &str) -> bool {
         let route = Route::parse(spec, ()).unwrap();
         let got: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let n = route.segments.len();
+        // Method lists read from the spec: any method without one; HEAD wherever GET is.
+        let allowed = spec.split_once(' ').is_none_or(|(list, _)| {
+            let list: Vec<&str> = list.split(',').collect();
+            list.contains(&method.as_str()) || (*method == Method::HEAD && list.contains(&"GET"))
+        });
         path.starts_with('/')
-            && route.allows(method)
+            && allowed
             && (got.len() == n || route.subtree && got.len() > n)
             && route.segments.iter().zip(&got).all(|(seg, g)| match seg {
                 Segment::Literal(lit) => **lit == **g,
@@ -418,6 +493,8 @@ mod tests {
             "/ab",
             "GET /a/*",
             "POST /{x}",
+            "HEAD /a/b",
+            "GET,POST /{x}/b",
         ];
         let paths = [
             "/", "/a", "/a/", "/ab", "/a/b", "/a/bc", "/a/b/c", "/a/x/c", "/b", "/b/b", "//a",
@@ -426,7 +503,7 @@ mod tests {
         for spec in specs {
             let set = RouteSet::from_routes([spec]).unwrap();
             for path in paths {
-                for method in [Method::GET, Method::POST] {
+                for method in [Method::GET, Method::HEAD, Method::POST] {
                     let want = reference_match(spec, &method, path);
                     assert_eq!(set.matches(&method, path), want, "{spec} {method} {path:?}");
                     assert_eq!(

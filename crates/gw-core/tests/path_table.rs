@@ -25,6 +25,7 @@ fn routes() -> RouteSet<&'static str> {
         "/api/v1/agents/{id}",
         "GET,HEAD /api/v1/reports/*",
         "POST /api/v1/deployments",
+        "GET /api/v1/data/export",
     ] {
         set.insert(r, r).unwrap();
     }
@@ -108,6 +109,14 @@ fn tricky_path_table() {
             Hit("POST /api/v1/deployments"),
         ),
         (get.clone(), "/api/v1/deployments", Miss),
+        // a GET route covers HEAD (which runs the GET handler), nothing else
+        (
+            Method::HEAD,
+            "/api/v1/data/export",
+            Hit("GET /api/v1/data/export"),
+        ),
+        (post.clone(), "/api/v1/data/export", Miss),
+        (Method::HEAD, "/api/v1/deployments", Miss),
         (post.clone(), "/api/v1/deployments/1", Miss),
         // case is significant
         (get.clone(), "/HEALTH", Miss),

@@ -10,7 +10,8 @@
 # Reasons: not-sensitive, approved, approval-required, approval-invalid
 #
 # Route patterns use the gw-core syntax: `{param}` is one segment, a trailing `/*` is the
-# path and everything below it. The first matching route wins (the defaults do not
+# path and everything below it. A route for GET is a route for HEAD too (HEAD runs the GET
+# handler). The first matching route wins (the defaults do not
 # overlap; the Rust layer picks the most specific one).
 package gw.governor_approval
 
@@ -39,8 +40,15 @@ segment_matches(pat, seg) if pat == seg
 
 is_subtree(r) if endswith(r.pattern, "/*")
 
+method_matches(r) if input.method in r.methods
+
+method_matches(r) if {
+	input.method == "HEAD"
+	"GET" in r.methods
+}
+
 route_matches(r) if {
-	input.method in r.methods
+	method_matches(r)
 	not is_subtree(r)
 	pat := segments(r.pattern)
 	count(pat) == count(path_segments)
@@ -50,7 +58,7 @@ route_matches(r) if {
 }
 
 route_matches(r) if {
-	input.method in r.methods
+	method_matches(r)
 	is_subtree(r)
 	pat := segments(trim_suffix(r.pattern, "/*"))
 	count(path_segments) >= count(pat)

@@ -123,6 +123,36 @@ async fn non_sensitive_requests_pass() {
     }
 }
 
+/// HEAD runs the GET handler, so a HEAD on a GET-scoped sensitive route (the export)
+/// needs the approval a GET needs; HEAD on a DELETE-only route does not.
+#[tokio::test]
+async fn head_on_a_sensitive_get_route_needs_approval() {
+    let (svc, store, _) = setup(ApprovalResponse::Redirect);
+    for method in [Method::GET, Method::HEAD] {
+        let r = call(method.clone(), "/api/v1/data/export", Some(paid_user("u1")))
+            .send(&svc)
+            .await;
+        assert_eq!(r.status, StatusCode::TEMPORARY_REDIRECT, "{method}");
+        assert_eq!(
+            r.header("x-governor-action"),
+            Some("export_data"),
+            "{method}"
+        );
+    }
+    let token = approve(&store, "export_data", "/api/v1/data/export", "u1").await;
+    let r = call(Method::HEAD, "/api/v1/data/export", Some(paid_user("u1")))
+        .header("x-governor-approval", token)
+        .send(&svc)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.decision("governor_approval").outcome, Outcome::Allow);
+    let r = call(Method::HEAD, "/api/v1/agents/42", Some(paid_user("u1")))
+        .send(&svc)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.decision("governor_approval").outcome, Outcome::Skip);
+}
+
 #[tokio::test]
 async fn a_valid_approval_passes_once() {
     let (svc, store, _) = setup(ApprovalResponse::Redirect);

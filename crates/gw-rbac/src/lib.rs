@@ -5,8 +5,9 @@
 //! - **Policy as data** ([`Policy`], `policy/rbac.toml`): roles with levels (1 = highest;
 //!   a role holds its own permissions plus those of every role below it), `resource:action`
 //!   permissions, route overrides. The same policy ships in Rego (`policy/rbac_pp.rego`).
-//! - **Mapping** ([`RouteMapper`]): overrides first (gw-core [`RouteSet`](gw_core::RouteSet)),
-//!   then resource = the segment after `/api/v{n}/`, `GET` read, `POST` create,
+//! - **Mapping** ([`RouteMapper`]): overrides first (gw-core [`RouteSet`](gw_core::RouteSet);
+//!   a `GET` override covers `HEAD` too), then resource = the segment after `/api/v{n}/`,
+//!   `GET`/`HEAD` read, `POST` create,
 //!   `PUT`/`PATCH` update, `DELETE` delete.
 //! - **Engines**: [`NativeAuthorizer`] (default, compiled tables), `RegoAuthorizer`
 //!   (feature `rego`, in-process `regorus`), `OpaAuthorizer` (feature `opa`, OPA's REST

@@ -34,8 +34,8 @@ impl Mapped<'_> {
     }
 }
 
-/// Maps requests to permissions: route overrides first (most specific wins), then the
-/// default rule: resource = the segment after `/api/v{n}/`, action from the method
+/// Maps requests to permissions: route overrides first (most specific wins; an override
+/// for `GET` covers `HEAD` too), then the default rule: resource = the segment after `/api/v{n}/`, action from the method
 /// (`GET`/`HEAD` read, `POST` create, `PUT`/`PATCH` update, `DELETE` delete).
 #[derive(Debug, Clone)]
 pub struct RouteMapper {
@@ -190,6 +190,19 @@ mod tests {
         assert_eq!(
             map(Method::GET, "/api/v1/data/export"),
             some("data:export", None)
+        );
+        // HEAD runs the GET handler: GET overrides cover it.
+        assert_eq!(
+            map(Method::HEAD, "/api/v1/data/export"),
+            some("data:export", None)
+        );
+        assert_eq!(
+            map(Method::HEAD, "/api/v1/reports/9/export"),
+            some("reports:export", Some("9"))
+        );
+        assert_eq!(
+            map(Method::HEAD, "/api/v1/agents/9"),
+            some("agents:read", Some("9"))
         );
         assert_eq!(map(Method::GET, "/api/vx/agents"), None);
         assert_eq!(map(Method::GET, "/api/v/agents"), None);

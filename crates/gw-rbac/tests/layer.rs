@@ -202,3 +202,41 @@ async fn public_paths_bypass_and_ambiguous_paths_are_400() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// HEAD runs the GET handler, so it needs what GET needs: the GET-scoped export
+/// overrides apply to it, not the default `read`.
+#[tokio::test]
+async fn head_needs_the_permission_of_get() {
+    let layer = RbacLayer::builtin();
+    for (role, path, required, holder) in [
+        ("analyst", "/api/v1/data/export", "data:export", "developer"),
+        (
+            "manager",
+            "/api/v1/audit-logs/export",
+            "audit_logs:export",
+            "admin",
+        ),
+        (
+            "viewer",
+            "/api/v2/reports/9/export",
+            "reports:export",
+            "manager",
+        ),
+    ] {
+        for method in ["GET", "HEAD"] {
+            let res = call(&layer, request(method, path, Some(&[role]))).await;
+            assert_eq!(
+                res.status(),
+                StatusCode::FORBIDDEN,
+                "{role} {method} {path}"
+            );
+            assert_eq!(
+                json(res).await["required_permission"],
+                required,
+                "{role} {method} {path}"
+            );
+            let res = call(&layer, request(method, path, Some(&[holder]))).await;
+            assert_eq!(res.status(), StatusCode::OK, "{holder} {method} {path}");
+        }
+    }
+}
