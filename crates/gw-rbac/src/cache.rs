@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use gw_core::{SharedClock, SystemClock};
+use gw_core::{Principal, SharedClock, SystemClock};
 
-use crate::engine::AuthzDecision;
+use crate::engine::{AuthzDecision, AuthzInput};
 use crate::hash::U64Build;
 
 /// Default time a decision is kept: 60 s.
@@ -22,16 +22,30 @@ const SHARDS: usize = 16;
 #[derive(Debug)]
 struct Entry {
     revision: u64,
-    roles: Arc<[String]>,
+    principal: Principal,
     resource: Box<str>,
     action: Box<str>,
     expires: SystemTime,
     decision: AuthzDecision,
 }
 
-/// A bounded, sharded TTL cache of decisions keyed by (policy revision, roles, resource,
-/// action). Engine errors are never cached. A reload bumps the revision, so older
-/// decisions are never served, and clears the cache.
+impl Entry {
+    /// Whether this entry was decided from exactly `input` under `revision`.
+    fn is_for(&self, revision: u64, input: &AuthzInput<'_>) -> bool {
+        self.revision == revision
+            && self.principal == *input.principal
+            && *self.resource == *input.resource
+            && *self.action == *input.action
+    }
+}
+
+/// A bounded, sharded TTL cache of decisions keyed by everything an engine is given: the
+/// policy revision and the whole [`AuthzInput`] (every field of the principal, resource,
+/// action). A decision is only ever served to a request with the same input it was
+/// computed from, so a policy that reads the user id, e-mail or customer (as an OPA or
+/// Rego policy may) is cached per user, never shared across users with the same roles.
+/// Engine errors are never cached. A reload bumps the revision, so older decisions are
+/// never served, and clears the cache.
 #[derive(Debug)]
 pub struct DecisionCache {
     shards: Box<[Mutex<HashMap<u64, Entry, U64Build>>]>,
@@ -71,12 +85,20 @@ impl DecisionCache {
         self
     }
 
-    fn key(&self, revision: u64, roles: &[String], resource: &str, action: &str) -> u64 {
+    fn key(&self, revision: u64, input: &AuthzInput<'_>) -> u64 {
         let mut h = self.hasher.build_hasher();
         revision.hash(&mut h);
-        roles.hash(&mut h);
-        resource.hash(&mut h);
-        action.hash(&mut h);
+        input.resource.hash(&mut h);
+        input.action.hash(&mut h);
+        // Every field of the principal: an engine may read any of them.
+        let p = &**input.principal;
+        p.sub.hash(&mut h);
+        p.user_id.hash(&mut h);
+        p.email.hash(&mut h);
+        p.customer_id.hash(&mut h);
+        p.roles.hash(&mut h);
+        p.governor_agent_id.hash(&mut h);
+        p.trial.map(|t| t.expires_at).hash(&mut h);
         h.finish()
     }
 
@@ -88,24 +110,14 @@ impl DecisionCache {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cached decision, if fresh.
-    pub fn get(
-        &self,
-        revision: u64,
-        roles: &[String],
-        resource: &str,
-        action: &str,
-    ) -> Option<AuthzDecision> {
-        let key = self.key(revision, roles, resource, action);
+    /// The decision cached for exactly `input` under `revision`, if fresh.
+    pub fn get(&self, revision: u64, input: &AuthzInput<'_>) -> Option<AuthzDecision> {
+        let key = self.key(revision, input);
         let now = self.clock.now();
         let shard = self.shard(key);
-        let hit = shard.get(&key).filter(|e| {
-            e.expires > now
-                && e.revision == revision
-                && *e.roles == *roles
-                && *e.resource == *resource
-                && *e.action == *action
-        });
+        let hit = shard
+            .get(&key)
+            .filter(|e| e.expires > now && e.is_for(revision, input));
         match hit {
             Some(e) => {
                 let d = e.decision.clone();
@@ -121,16 +133,9 @@ impl DecisionCache {
         }
     }
 
-    /// Stores a decision.
-    pub fn insert(
-        &self,
-        revision: u64,
-        roles: &Arc<[String]>,
-        resource: &str,
-        action: &str,
-        decision: AuthzDecision,
-    ) {
-        let key = self.key(revision, roles, resource, action);
+    /// Stores the decision an engine made for `input` under `revision`.
+    pub fn insert(&self, revision: u64, input: &AuthzInput<'_>, decision: AuthzDecision) {
+        let key = self.key(revision, input);
         let now = self.clock.now();
         let mut shard = self.shard(key);
         if shard.len() >= self.shard_capacity && !shard.contains_key(&key) {
@@ -145,9 +150,9 @@ impl DecisionCache {
             key,
             Entry {
                 revision,
-                roles: roles.clone(),
-                resource: resource.into(),
-                action: action.into(),
+                principal: input.principal.clone(),
+                resource: input.resource.into(),
+                action: input.action.into(),
                 expires: now + self.ttl,
                 decision,
             },
@@ -189,7 +194,7 @@ impl DecisionCache {
 mod tests {
     use super::*;
     use crate::user::Permissions;
-    use gw_core::ManualClock;
+    use gw_core::{ManualClock, PrincipalData, TrialInfo};
 
     fn decision(allowed: bool) -> AuthzDecision {
         AuthzDecision {
@@ -201,42 +206,127 @@ mod tests {
         }
     }
 
+    fn data(roles: &[&str]) -> PrincipalData {
+        PrincipalData {
+            sub: "s1".into(),
+            user_id: "u1".into(),
+            email: "u1@example.com".into(),
+            customer_id: "c1".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            governor_agent_id: None,
+            trial: None,
+        }
+    }
+
+    fn input<'a>(p: &'a Principal, resource: &'a str, action: &'a str) -> AuthzInput<'a> {
+        AuthzInput {
+            principal: p,
+            resource,
+            action,
+        }
+    }
+
     #[test]
     fn ttl_revision_bound_and_clear() {
         let clock = ManualClock::at_unix(1_000);
         let cache = DecisionCache::new(Duration::from_secs(60), 32).clock(Arc::new(clock.clone()));
-        let roles: Arc<[String]> = Arc::from(["viewer".to_string()]);
-        cache.insert(1, &roles, "agents", "read", decision(true));
-        assert_eq!(cache.get(1, &roles, "agents", "read"), Some(decision(true)));
+        let viewer = Principal::from(data(&["viewer"]));
+        let admin = Principal::from(data(&["admin"]));
+        cache.insert(1, &input(&viewer, "agents", "read"), decision(true));
         assert_eq!(
-            cache.get(2, &roles, "agents", "read"),
+            cache.get(1, &input(&viewer, "agents", "read")),
+            Some(decision(true))
+        );
+        assert_eq!(
+            cache.get(2, &input(&viewer, "agents", "read")),
             None,
             "other revision"
         );
-        assert_eq!(cache.get(1, &roles, "agents", "delete"), None);
-        assert_eq!(cache.get(1, &["admin".to_string()], "agents", "read"), None);
+        assert_eq!(cache.get(1, &input(&viewer, "agents", "delete")), None);
+        assert_eq!(cache.get(1, &input(&admin, "agents", "read")), None);
         clock.advance(Duration::from_secs(61));
-        assert_eq!(cache.get(1, &roles, "agents", "read"), None, "expired");
+        assert_eq!(
+            cache.get(1, &input(&viewer, "agents", "read")),
+            None,
+            "expired"
+        );
         assert_eq!((cache.hits(), cache.misses()), (1, 4));
 
         for i in 0..1_000 {
-            cache.insert(1, &roles, &format!("r{i}"), "read", decision(false));
+            let r = format!("r{i}");
+            cache.insert(1, &input(&viewer, &r, "read"), decision(false));
         }
         assert!(cache.len() <= 32, "bounded: {}", cache.len());
         cache.clear();
         assert!(cache.is_empty());
     }
 
+    /// A decision is served only to the exact input it was made for: any other value in
+    /// any field of the principal is another key.
+    #[test]
+    fn every_principal_field_is_part_of_the_key() {
+        let cache = DecisionCache::default();
+        let base = data(&["viewer"]);
+        let cached = Principal::from(base.clone());
+        cache.insert(1, &input(&cached, "agents", "read"), decision(true));
+        let same = Principal::from(base.clone());
+        assert_eq!(
+            cache.get(1, &input(&same, "agents", "read")),
+            Some(decision(true)),
+            "an equal principal hits"
+        );
+        let variants = [
+            PrincipalData {
+                sub: "s2".into(),
+                ..base.clone()
+            },
+            PrincipalData {
+                user_id: "u2".into(),
+                ..base.clone()
+            },
+            PrincipalData {
+                email: "u2@example.com".into(),
+                ..base.clone()
+            },
+            PrincipalData {
+                customer_id: "c2".into(),
+                ..base.clone()
+            },
+            PrincipalData {
+                roles: Arc::from(["viewer".to_string(), "analyst".to_string()]),
+                ..base.clone()
+            },
+            PrincipalData {
+                governor_agent_id: Some("g1".into()),
+                ..base.clone()
+            },
+            PrincipalData {
+                trial: Some(TrialInfo { expires_at: None }),
+                ..base.clone()
+            },
+        ];
+        for v in variants {
+            let other = Principal::from(v);
+            assert_eq!(
+                cache.get(1, &input(&other, "agents", "read")),
+                None,
+                "{other:?}"
+            );
+        }
+    }
+
     #[test]
     fn many_keys_all_hit() {
         let cache = DecisionCache::default();
-        let roles: Arc<[String]> = Arc::from(["viewer".to_string(), "analyst".to_string()]);
+        let p = Principal::from(data(&["viewer", "analyst"]));
         for i in 0..2_000 {
-            cache.insert(3, &roles, &format!("r{i}"), "read", decision(i % 2 == 0));
+            let r = format!("r{i}");
+            cache.insert(3, &input(&p, &r, "read"), decision(i % 2 == 0));
         }
         assert_eq!(cache.len(), 2_000);
         for i in 0..2_000 {
-            let d = cache.get(3, &roles, &format!("r{i}"), "read").unwrap();
+            let r = format!("r{i}");
+            let d = cache.get(3, &input(&p, &r, "read")).unwrap();
             assert_eq!(d.allowed, i % 2 == 0);
         }
         assert_eq!(cache.hits(), 2_000);

@@ -43,7 +43,7 @@ enum Step<B> {
 /// What the pending path needs to finish: the cache key and the start time.
 struct PendingCtx {
     revision: u64,
-    roles: Arc<[String]>,
+    principal: Principal,
     resource: String,
     action: String,
     start: Option<Stopwatch>,
@@ -135,8 +135,13 @@ fn decide<ReqB, ResB: From<Bytes>>(
     let start = logging.then(Stopwatch::start);
     let revision = shared.revision.load(Ordering::Acquire);
     let cache = shared.cache.load();
+    let input = AuthzInput {
+        principal,
+        resource: &m.resource,
+        action: &m.action,
+    };
     if let Some(c) = cache.as_ref()
-        && let Some(d) = c.get(revision, &principal.roles, &m.resource, &m.action)
+        && let Some(d) = c.get(revision, &input)
     {
         return conclude(
             config,
@@ -149,22 +154,11 @@ fn decide<ReqB, ResB: From<Bytes>>(
             start,
         );
     }
-    let input = AuthzInput {
-        principal,
-        resource: &m.resource,
-        action: &m.action,
-    };
     let mut auth = shared.engine.authorize(&input);
     match auth.try_take() {
         Some(result) => {
             if let (Ok(d), Some(c)) = (&result, cache.as_ref()) {
-                c.insert(
-                    revision,
-                    &principal.roles,
-                    &m.resource,
-                    &m.action,
-                    d.clone(),
-                );
+                c.insert(revision, &input, d.clone());
             }
             conclude(
                 config,
@@ -181,7 +175,7 @@ fn decide<ReqB, ResB: From<Bytes>>(
             auth,
             PendingCtx {
                 revision,
-                roles: principal.roles.clone(),
+                principal: principal.clone(),
                 resource: m.resource.into_owned(),
                 action: m.action.into_owned(),
                 start,
@@ -308,13 +302,12 @@ where
                 ResponseFuture::pending(async move {
                     let result = auth.await;
                     if let (Ok(d), Some(c)) = (&result, &ctx.cache) {
-                        c.insert(
-                            ctx.revision,
-                            &ctx.roles,
-                            &ctx.resource,
-                            &ctx.action,
-                            d.clone(),
-                        );
+                        let input = AuthzInput {
+                            principal: &ctx.principal,
+                            resource: &ctx.resource,
+                            action: &ctx.action,
+                        };
+                        c.insert(ctx.revision, &input, d.clone());
                     }
                     let step = match req.extensions().get::<Principal>() {
                         Some(p) => conclude(

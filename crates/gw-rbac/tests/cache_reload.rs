@@ -3,17 +3,20 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
-use gw_core::ManualClock;
-use gw_rbac::{DecisionCache, Policy, RbacLayer};
+use gw_core::{ManualClock, Principal, PrincipalData};
+use gw_rbac::{
+    Authorization, Authorizer, AuthzDecision, AuthzInput, DecisionCache, Permissions, Policy,
+    RbacLayer,
+};
 use http::StatusCode;
 use tower::{ServiceBuilder, ServiceExt};
 
 #[tokio::test]
-async fn decisions_are_cached_per_roles_resource_action_and_expire() {
+async fn decisions_are_cached_per_input_and_expire() {
     let policy = Policy::builtin();
     let (engine, calls) = counting(&policy);
     let clock = ManualClock::at_unix(1_000);
@@ -68,6 +71,85 @@ async fn decisions_are_cached_per_roles_resource_action_and_expire() {
         .await;
     }
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+/// An engine whose policy reads the user id (as an OPA or Rego policy may): only alice
+/// is allowed. Answers at once or, with `pending`, asynchronously (the OPA path).
+#[derive(Debug)]
+struct OnlyAlice {
+    calls: Arc<AtomicUsize>,
+    pending: bool,
+}
+
+impl Authorizer for OnlyAlice {
+    fn name(&self) -> &'static str {
+        "only-alice"
+    }
+
+    fn authorize(&self, input: &AuthzInput<'_>) -> Authorization {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let allowed = &*input.principal.user_id == "alice";
+        let decision = AuthzDecision {
+            allowed,
+            deny_reason: (!allowed).then(|| Arc::from("only alice")),
+            role_level: Some(7),
+            is_admin: false,
+            permissions: Permissions::empty(),
+        };
+        if self.pending {
+            Authorization::pending(async move { Ok(decision) })
+        } else {
+            Authorization::ready(Ok(decision))
+        }
+    }
+}
+
+fn viewer_named(user: &str) -> Principal {
+    Principal::from(PrincipalData {
+        sub: user.into(),
+        user_id: user.into(),
+        email: format!("{user}@example.com").into(),
+        customer_id: "c1".into(),
+        roles: Arc::from(["viewer".to_string()]),
+        governor_agent_id: None,
+        trial: None,
+    })
+}
+
+/// The cache is on by default for custom engines; a decision made for one user must
+/// never answer another user who merely has the same roles.
+#[tokio::test]
+async fn a_cached_decision_is_never_served_to_another_user() {
+    for pending in [false, true] {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let engine = OnlyAlice {
+            calls: calls.clone(),
+            pending,
+        };
+        let layer = RbacLayer::new(&Policy::builtin(), engine).unwrap();
+        assert!(layer.handle().cache().is_some(), "cache on by default");
+        let as_user = |user: &str| {
+            let mut req = request("GET", "/api/v1/agents", None);
+            req.extensions_mut().insert(viewer_named(user));
+            req
+        };
+        for round in 0..2 {
+            let alice = call(&layer, as_user("alice")).await;
+            assert_eq!(
+                alice.status(),
+                StatusCode::OK,
+                "pending {pending} round {round}"
+            );
+            let mallory = call(&layer, as_user("mallory")).await;
+            assert_eq!(
+                mallory.status(),
+                StatusCode::FORBIDDEN,
+                "pending {pending} round {round}"
+            );
+        }
+        // The second round came from the cache, per user.
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "pending {pending}");
+    }
 }
 
 fn viewer_may_delete(policy: &Policy) -> Policy {
