@@ -18,11 +18,11 @@ package gw.governor_approval
 import rego.v1
 
 routes := [
-	{"action": "delete_agent", "methods": {"DELETE"}, "pattern": "/api/v1/agents/{id}"},
-	{"action": "update_billing", "methods": {"PUT", "PATCH"}, "pattern": "/api/v1/billing/*"},
-	{"action": "change_subscription", "methods": {"POST"}, "pattern": "/api/v1/subscriptions/{id}/change"},
-	{"action": "export_data", "methods": {"GET", "POST"}, "pattern": "/api/v1/data/export"},
-	{"action": "delete_customer", "methods": {"DELETE"}, "pattern": "/api/v1/customers/{id}"},
+	{"action": "delete_agent", "methods": {"DELETE"}, "pattern": "/api/{version}/agents/*"},
+	{"action": "update_billing", "methods": {"PUT", "PATCH"}, "pattern": "/api/{version}/billing/*"},
+	{"action": "change_subscription", "methods": {"POST"}, "pattern": "/api/{version}/subscriptions/{id}/change"},
+	{"action": "export_data", "methods": {"GET", "POST"}, "pattern": "/api/{version}/data/export"},
+	{"action": "delete_customer", "methods": {"DELETE"}, "pattern": "/api/{version}/customers/*"},
 ]
 
 segments(p) := [s | some s in split(p, "/"); s != ""]

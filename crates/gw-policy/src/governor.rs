@@ -14,15 +14,22 @@ use crate::store::memory::MemoryApprovalStore;
 use crate::store::{ApprovalBinding, ApprovalCheck, ApprovalStore};
 
 /// The default sensitive actions and the routes they are mapped from.
+///
+/// Every API version (`{version}`), as gw-rbac maps every `/api/v{n}/`. Where gw-rbac
+/// asks for the matching permission on a whole subtree, the action covers that subtree:
+/// `agents:delete` is every `DELETE` under `/api/v{n}/agents` (the collection, an agent,
+/// anything below it such as `/agents/7/force`), so `delete_agent` is too; likewise
+/// `delete_customer` and `update_billing`. `export_data` and `change_subscription` stay
+/// exact routes, like gw-rbac's `data:export` override.
 pub const DEFAULT_SENSITIVE_ROUTES: &[(&str, &str)] = &[
-    ("delete_agent", "DELETE /api/v1/agents/{id}"),
-    ("update_billing", "PUT,PATCH /api/v1/billing/*"),
+    ("delete_agent", "DELETE /api/{version}/agents/*"),
+    ("update_billing", "PUT,PATCH /api/{version}/billing/*"),
     (
         "change_subscription",
-        "POST /api/v1/subscriptions/{id}/change",
+        "POST /api/{version}/subscriptions/{id}/change",
     ),
-    ("export_data", "GET,POST /api/v1/data/export"),
-    ("delete_customer", "DELETE /api/v1/customers/{id}"),
+    ("export_data", "GET,POST /api/{version}/data/export"),
+    ("delete_customer", "DELETE /api/{version}/customers/*"),
 ];
 
 /// Request header carrying an approval token: `X-Governor-Approval`.
@@ -380,7 +387,15 @@ mod tests {
             cfg.action_for(&Method::PATCH, "/api/v1/billing/plan"),
             Some("update_billing")
         );
-        assert_eq!(cfg.action_for(&Method::DELETE, "/api/v1/agents/7/x"), None);
+        assert_eq!(
+            cfg.action_for(&Method::DELETE, "/api/v1/agents/7/x"),
+            Some("delete_agent")
+        );
+        assert_eq!(
+            cfg.action_for(&Method::DELETE, "/api/v2/customers/c1"),
+            Some("delete_customer")
+        );
+        assert_eq!(cfg.action_for(&Method::DELETE, "/api/v1/agentsX/7"), None);
         assert_eq!(
             cfg.approval_url("delete_agent", "u&x=1", "/a b", ""),
             "https://approve.example.com/approval?action=delete_agent&user_id=u%26x%3D1&resource=%2Fa%20b&governor_id="

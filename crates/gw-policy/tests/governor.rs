@@ -113,13 +113,49 @@ async fn non_sensitive_requests_pass() {
     let (svc, _, _) = setup(ApprovalResponse::Redirect);
     for (m, p) in [
         (Method::GET, "/api/v1/agents/42"),
-        (Method::DELETE, "/api/v1/agents/42/runs/1"),
+        (Method::GET, "/api/v2/agents/42/runs/1"),
         (Method::DELETE, "/api/v1/agentsX/42"),
+        (Method::DELETE, "/api/v1/deployments/4"),
         (Method::POST, "/api/v1/subscriptions/9"),
+        (Method::POST, "/api/v2/subscriptions/9/change/x"),
+        (Method::GET, "/api/v2/data/export/x"),
     ] {
         let r = call(m, p, Some(paid_user("u1"))).send(&svc).await;
         assert_eq!(r.status, StatusCode::OK, "{p}");
         assert_eq!(r.decision("governor_approval").outcome, Outcome::Skip);
+    }
+}
+
+/// The sensitive routes cover every API version and, where gw-rbac asks for the same
+/// permission on a whole subtree (`agents:delete`, `customers:delete`, `billing:update`),
+/// that subtree: no version or sub-path gets past the governor that RBAC maps to the
+/// sensitive permission.
+#[tokio::test]
+async fn sensitive_routes_cover_every_version_and_what_rbac_maps_to_them() {
+    let (svc, _, _) = setup(ApprovalResponse::Redirect);
+    for (m, p, action) in [
+        (Method::DELETE, "/api/v1/agents/7", "delete_agent"),
+        (Method::DELETE, "/api/v2/agents/7", "delete_agent"),
+        (Method::DELETE, "/api/v01/agents/7", "delete_agent"),
+        (Method::DELETE, "/api/v1/agents/7/force", "delete_agent"),
+        (Method::DELETE, "/api/v1/agents", "delete_agent"),
+        (Method::DELETE, "/api/v3/customers/c1", "delete_customer"),
+        (
+            Method::DELETE,
+            "/api/v1/customers/c1/purge",
+            "delete_customer",
+        ),
+        (Method::PATCH, "/api/v2/billing/plan", "update_billing"),
+        (
+            Method::POST,
+            "/api/v2/subscriptions/9/change",
+            "change_subscription",
+        ),
+        (Method::POST, "/api/v2/data/export", "export_data"),
+    ] {
+        let r = call(m.clone(), p, Some(paid_user("u1"))).send(&svc).await;
+        assert_eq!(r.status, StatusCode::TEMPORARY_REDIRECT, "{m} {p}");
+        assert_eq!(r.header("x-governor-action"), Some(action), "{m} {p}");
     }
 }
 

@@ -64,8 +64,15 @@ fn governor_approval_agrees() {
     let cfg = GovernorConfig::new("");
     let requests = [
         ("DELETE", "/api/v1/agents/42"),
+        ("DELETE", "/api/v2/agents/42"),
+        ("DELETE", "/api/v01/agents/42/force"),
         ("DELETE", "/api/v1/agents"),
         ("DELETE", "/api/v1/agents/42/runs"),
+        ("DELETE", "/api/agents/42"),
+        ("DELETE", "/api/v3/customers/c1/x"),
+        ("POST", "/api/v2/subscriptions/7/change"),
+        ("PUT", "/api/v9/billing"),
+        ("GET", "/api/v2/data/export"),
         ("GET", "/api/v1/agents/42"),
         ("DELETE", "/api/v1/agentsX/42"),
         ("PUT", "/api/v1/billing"),
