@@ -39,8 +39,9 @@ impl PolicySettings {
         self
     }
 
-    /// Sets what happens when the backend fails or times out: [`FailMode::Open`] lets the
-    /// request through (the default), [`FailMode::Closed`] answers 503.
+    /// Sets what happens when the backend is unavailable or times out: [`FailMode::Open`]
+    /// lets the request through (the default), [`FailMode::Closed`] answers 503. A backend
+    /// that answers unusably always gets 503.
     pub const fn fail_mode(mut self, mode: FailMode) -> Self {
         self.fail_mode = mode;
         self

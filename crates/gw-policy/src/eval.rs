@@ -294,12 +294,16 @@ pub(crate) fn settle(
             }
         },
         Err(err) => {
-            let reason = if err.kind == gw_core::BackendErrorKind::Timeout {
-                "timeout"
-            } else {
-                "backend-unavailable"
+            let reason = match err.kind {
+                gw_core::BackendErrorKind::Timeout => "timeout",
+                gw_core::BackendErrorKind::Unavailable => "backend-unavailable",
+                gw_core::BackendErrorKind::Invalid => "backend-invalid",
             };
-            if settings.fail_mode == FailMode::Open || settings.shadow {
+            // Only a backend that is down or slow follows the fail mode; one that answers
+            // something unusable (wrong key type, ACL refusal, bad script reply) is a
+            // fault to surface, not an outage to ride out, so it fails closed.
+            let open = settings.fail_mode == FailMode::Open && err.is_unavailable();
+            if open || settings.shadow {
                 record(Outcome::FailOpen, reason);
                 metrics::counter!("gw_policy_fail_open_total", "policy" => policy).increment(1);
                 tracing::warn!(policy, error = %err, "policy failed open");

@@ -72,8 +72,9 @@
 //!   request and on the response. A client's own `X-Target-Backend` is removed.
 //!
 //! Each policy has [`PolicySettings`]: a timeout (default 2 s), a fail mode (default
-//! fail-open, as in the reference system) and shadow mode (evaluate, record and count,
-//! never enforce). The feature flags `enable_trial_mode`, `enable_governor_approval` and
+//! fail-open, as in the reference system; it applies to a backend that is down or slow,
+//! while one that answers unusably fails closed) and shadow mode (evaluate, record and
+//! count, never enforce). The feature flags `enable_trial_mode`, `enable_governor_approval` and
 //! `enable_sandbox_routing` switch them at run time (unset means on). Every evaluation is
 //! recorded in [`gw_core::Decisions`] (layer `policy`, policies `trial_mode`,
 //! `governor_approval`, `sandbox_routing`).

@@ -14,10 +14,29 @@ fn layer(clock: &ManualClock, trial: TrialConfig) -> PolicyLayer {
     PolicyLayer::new().clock(clock.clone()).trial(trial)
 }
 
-/// A store whose backend is down, or hangs.
+/// A store whose backend is down, hangs, or answers something unusable.
 #[derive(Debug)]
 struct BrokenStore {
     hang: bool,
+}
+
+/// A store whose backend answers, but unusably (Redis `WRONGTYPE`, `NOPERM`).
+#[derive(Debug)]
+struct InvalidStore;
+
+impl UsageStore for InvalidStore {
+    fn acquire<'a>(
+        &'a self,
+        _key: &'a str,
+        _limit: u64,
+        _reset_at: SystemTime,
+    ) -> BoxFuture<'a, Result<Usage, BackendError>> {
+        Box::pin(async { Err(BackendError::invalid("test", "WRONGTYPE")) })
+    }
+
+    fn release<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 impl UsageStore for BrokenStore {
@@ -97,4 +116,37 @@ async fn a_hanging_backend_times_out_into_the_fail_mode() {
     let r = task.send(&closed).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.decision("trial_mode").reason.as_deref(), Some("timeout"));
+}
+
+/// Only unavailability follows the fail mode: a backend that answers unusably fails
+/// closed even under the default fail-open, recorded as `backend-invalid`; shadow mode
+/// still never enforces.
+#[tokio::test]
+async fn an_invalid_backend_answer_fails_closed_even_when_open() {
+    let clock = ManualClock::at_unix(T0);
+    let task = call(Method::POST, "/api/v1/tasks", Some(trial_user("u1")));
+    let open = service(layer(&clock, TrialConfig::new().store(InvalidStore)));
+    let r = task.send(&open).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["code"], "policy-unavailable");
+    assert_eq!(r.json()["policy"], "trial_mode");
+    let d = r.decision("trial_mode");
+    assert_eq!(
+        (d.outcome, d.reason.as_deref()),
+        (Outcome::FailClosed, Some("backend-invalid"))
+    );
+
+    let shadow = service(layer(
+        &clock,
+        TrialConfig::new()
+            .store(InvalidStore)
+            .settings(PolicySettings::new().shadow(true)),
+    ));
+    let r = task.send(&shadow).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let d = r.decision("trial_mode");
+    assert_eq!(
+        (d.outcome, d.reason.as_deref()),
+        (Outcome::FailOpen, Some("backend-invalid"))
+    );
 }

@@ -311,3 +311,37 @@ async fn redis_down_fails_closed_when_configured() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.decision("governor_approval").outcome, Outcome::FailClosed);
 }
+
+/// A Redis that answers unusably (here `WRONGTYPE`: the day's counter key holds a hash)
+/// fails closed even under the default fail-open: only unavailability follows the fail
+/// mode.
+#[tokio::test]
+async fn an_unusable_redis_answer_fails_closed_even_when_open() {
+    let prefix = Prefix::new();
+    let store = RedisUsageStore::from_url(&url())
+        .unwrap()
+        .prefix(prefix.0.clone());
+    // The key of user u1 on the clock's day (T0 is day 19675 in UTC).
+    let _: () = prefix
+        .conn()
+        .await
+        .hset(format!("{}u1:19675", prefix.0), "f", "v")
+        .await
+        .unwrap();
+    let svc = service(
+        PolicyLayer::new()
+            .clock(ManualClock::at_unix(T0))
+            .trial(TrialConfig::new().store(store)),
+    );
+    let r = call(Method::POST, "/api/v1/tasks", Some(trial_user("u1")))
+        .send(&svc)
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json()["code"], "policy-unavailable");
+    let d = r.decision("trial_mode");
+    assert_eq!(
+        (d.outcome, d.reason.as_deref()),
+        (Outcome::FailClosed, Some("backend-invalid"))
+    );
+    prefix.cleanup().await;
+}

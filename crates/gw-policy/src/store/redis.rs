@@ -80,10 +80,31 @@ impl Conn {
     }
 }
 
+/// Classifies a Redis error: unreachable, or reachable but not serving for now (loading
+/// its data set, failing over, cluster down), follows the fail mode; anything else
+/// (`WRONGTYPE`, `NOPERM`, failed authentication, an unparsable reply) is invalid and
+/// fails closed.
 fn to_backend(e: RedisError) -> BackendError {
+    use redis::{ErrorKind, ServerErrorKind};
+    let not_serving = matches!(
+        e.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::ReadOnly
+        ) | ErrorKind::ClusterConnectionNotFound
+            | ErrorKind::MasterNameNotFoundBySentinel
+            | ErrorKind::NoValidReplicasFoundBySentinel
+    );
     if e.is_timeout() {
         BackendError::timeout("redis", e)
-    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+    } else if e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || not_serving
+    {
         BackendError::unavailable("redis", e)
     } else {
         BackendError::invalid("redis", e)
@@ -272,5 +293,40 @@ impl ApprovalStore for RedisApprovalStore {
         now: SystemTime,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(self.put(token, binding, expires_at, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gw_core::BackendErrorKind;
+    use redis::{ErrorKind, ServerErrorKind};
+
+    #[test]
+    fn not_serving_is_unavailable_and_unusable_answers_are_invalid() {
+        let kind = |e: RedisError| to_backend(e).kind;
+        for k in [
+            ServerErrorKind::BusyLoading,
+            ServerErrorKind::TryAgain,
+            ServerErrorKind::ClusterDown,
+            ServerErrorKind::MasterDown,
+            ServerErrorKind::ReadOnly,
+        ] {
+            let e = RedisError::from((ErrorKind::Server(k), "server"));
+            assert_eq!(kind(e), BackendErrorKind::Unavailable, "{k:?}");
+        }
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(kind(refused.into()), BackendErrorKind::Unavailable);
+        for k in [
+            ErrorKind::Server(ServerErrorKind::NoPerm),
+            ErrorKind::Server(ServerErrorKind::ResponseError),
+            ErrorKind::Extension,
+            ErrorKind::AuthenticationFailed,
+            ErrorKind::UnexpectedReturnType,
+            ErrorKind::Parse,
+        ] {
+            let e = RedisError::from((k, "answer"));
+            assert_eq!(kind(e), BackendErrorKind::Invalid, "{k:?}");
+        }
     }
 }
