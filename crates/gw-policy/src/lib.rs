@@ -80,7 +80,16 @@
 //! `governor_approval`, `sandbox_routing`).
 //!
 //! When one policy rejects a request that another admitted, the admitted one's use is
-//! given back: the counted task is released and a consumed approval restored.
+//! given back: the counted task is released and a consumed approval restored. The same
+//! happens when the service inside refuses the request: a response carrying a
+//! [`Problem`](gw_problem::Problem) in its extensions (every gw layer's rejection, such as
+//! an inner budget layer's 402) with a 3xx, 4xx or 503 status did not run the task. A
+//! task is work handed to the service, so everything else counts: any plain upstream
+//! answer, whatever its status (the upstream got the request), and 500, 502 or 504
+//! problems (the handler failed, or the upstream was tried and gave no answer, so the
+//! work may have been done). A request whose response future is dropped after it was
+//! handed on (the client went away) keeps its task and approval used: it may be running,
+//! and giving them back would let a client run unlimited tasks by disconnecting.
 //!
 //! # 307 or 428 for approvals
 //!

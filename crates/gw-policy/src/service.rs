@@ -15,7 +15,8 @@ use tower_service::Service;
 
 use crate::config::{FLAG_GOVERNOR_APPROVAL, FLAG_SANDBOX_ROUTING, FLAG_TRIAL_MODE};
 use crate::eval::{
-    Effects, Evaluated, Headers, Rejection, Subject, disabled, settle, target_value, timed, within,
+    ConsumedApproval, Evaluated, Headers, Rejection, Subject, disabled, settle, target_value,
+    timed, within,
 };
 use crate::future::ResponseFuture;
 use crate::layer::PolicyLayer;
@@ -77,9 +78,10 @@ where
             // In-process stores answer at once: evaluate here, without futures.
             let (mut parts, body) = req.into_parts();
             match evaluate_inline(&self.config, &mut parts) {
-                Some(Ok(headers)) => {
+                Some(Ok((headers, used))) => {
+                    let undo = used.map(|used| Undo::new(&self.config, used));
                     let fut = self.inner.call(Request::from_parts(parts, body));
-                    return ResponseFuture::calling(fut, headers);
+                    return ResponseFuture::calling(fut, headers, undo);
                 }
                 Some(Err(rejection)) => return ResponseFuture::rejected(rejection),
                 None => {
@@ -96,7 +98,9 @@ where
         let config = self.config.clone();
         let eval = Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            let outcome = evaluate(&config, &mut parts).await;
+            let outcome = evaluate(&config, &mut parts)
+                .await
+                .map(|(headers, used)| (headers, used.map(|used| Undo::new(&config, used))));
             (Request::from_parts(parts, body), outcome)
         });
         ResponseFuture::evaluating(eval, inner)
@@ -125,9 +129,58 @@ impl Start {
     }
 }
 
+/// What an admitted request used up: the counted task and the consumed approval.
+#[derive(Debug)]
+pub(crate) struct Used {
+    acquired: Option<String>,
+    approval: Option<Box<ConsumedApproval>>,
+}
+
+impl Used {
+    /// Takes what the trial and governor policies used up, if anything.
+    fn take([t, g, _]: &mut [Evaluated; 3]) -> Option<Self> {
+        let acquired = t.effects.acquired.take();
+        let approval = g.effects.approval.take();
+        (acquired.is_some() || approval.is_some()).then_some(Self { acquired, approval })
+    }
+}
+
+/// Gives back what an admitted request used up when the service inside refuses it (see
+/// [`ResponseFuture`]).
+#[derive(Debug)]
+pub(crate) struct Undo {
+    cfg: Arc<PolicyLayer>,
+    used: Used,
+}
+
+impl Undo {
+    fn new(cfg: &Arc<PolicyLayer>, used: Used) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            used,
+        }
+    }
+
+    /// Releases the task and restores the approval.
+    pub(crate) async fn run(self) {
+        let Self { cfg, used } = self;
+        let now = cfg.clock.now();
+        compensate(
+            &cfg,
+            used.acquired.as_deref(),
+            used.approval.as_deref(),
+            now,
+        )
+        .await;
+    }
+}
+
+/// An admitted request: the headers for its response and what it used up.
+type Admitted = (Headers, Option<Used>);
+
 /// Evaluates the enabled policies concurrently; on admission applies their effects to the
-/// request and returns the headers for the response.
-pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Headers, Rejection> {
+/// request and returns the headers for the response and what the request used up.
+pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Admitted, Rejection> {
     let start = Start::new(cfg);
     let Start { now, started, .. } = start;
     let evaluated = {
@@ -170,10 +223,12 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
     };
     let mut evaluated = evaluated.into();
     match finish(cfg, parts, &start, &mut evaluated) {
-        Ok(headers) => Ok(headers),
+        Ok(headers) => Ok((headers, Used::take(&mut evaluated))),
         Err(rejection) => {
             let [t, g, _] = &evaluated;
-            compensate(cfg, &t.effects, &g.effects, now).await;
+            let (acquired, approval) =
+                (t.effects.acquired.as_deref(), g.effects.approval.as_deref());
+            compensate(cfg, acquired, approval, now).await;
             Err(*rejection)
         }
     }
@@ -182,7 +237,7 @@ pub(crate) async fn evaluate(cfg: &PolicyLayer, parts: &mut Parts) -> Result<Hea
 /// [`evaluate`] for in-process stores, without futures, timers or joins: each policy
 /// plans, calls its store, and concludes in turn. `None` if a store's future was not
 /// ready after all (nothing is applied to the request then).
-fn evaluate_inline(cfg: &PolicyLayer, parts: &mut Parts) -> Option<Result<Headers, Rejection>> {
+fn evaluate_inline(cfg: &PolicyLayer, parts: &mut Parts) -> Option<Result<Admitted, Rejection>> {
     let start = Start::new(cfg);
     let now = start.now;
     let mut evaluated = {
@@ -226,8 +281,8 @@ fn evaluate_inline(cfg: &PolicyLayer, parts: &mut Parts) -> Option<Result<Header
                                 None => {
                                     // The asynchronous path evaluates again from the
                                     // start: give back the task counted above first.
-                                    let none = Effects::default();
-                                    let _ = ready_now(compensate(cfg, &t.effects, &none, now));
+                                    let acquired = t.effects.acquired.as_deref();
+                                    let _ = ready_now(compensate(cfg, acquired, None, now));
                                     return None;
                                 }
                             }
@@ -255,10 +310,12 @@ fn evaluate_inline(cfg: &PolicyLayer, parts: &mut Parts) -> Option<Result<Header
         [t, g, s]
     };
     Some(match finish(cfg, parts, &start, &mut evaluated) {
-        Ok(headers) => Ok(headers),
+        Ok(headers) => Ok((headers, Used::take(&mut evaluated))),
         Err(rejection) => {
             let [t, g, _] = &evaluated;
-            if ready_now(compensate(cfg, &t.effects, &g.effects, now)).is_none() {
+            let (acquired, approval) =
+                (t.effects.acquired.as_deref(), g.effects.approval.as_deref());
+            if ready_now(compensate(cfg, acquired, approval, now)).is_none() {
                 tracing::error!("a store with is_local() == true returned a pending future");
             }
             Err(*rejection)
@@ -331,10 +388,16 @@ fn finish(
     })
 }
 
-/// Undoes what admitted policies used up when another one rejected the request: the
-/// counted task and the consumed approval. Failures are logged; the rejection stands.
-async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: SystemTime) {
-    if let Some(key) = &t.acquired {
+/// Undoes what admitted policies used up when another policy, or the service inside,
+/// rejected the request: the counted task and the consumed approval. Failures are logged;
+/// the rejection stands.
+async fn compensate(
+    cfg: &PolicyLayer,
+    acquired: Option<&str>,
+    approval: Option<&ConsumedApproval>,
+    now: SystemTime,
+) {
+    if let Some(key) = acquired {
         let release = pin!(cfg.trial.store.release(key));
         match within(cfg.trial.settings.timeout, release).await.0 {
             Some(Ok(())) => {}
@@ -342,7 +405,7 @@ async fn compensate(cfg: &PolicyLayer, t: &Effects, g: &Effects, now: SystemTime
             None => tracing::warn!("timed out releasing a trial task"),
         }
     }
-    if let Some(a) = &g.approval {
+    if let Some(a) = approval {
         let binding = ApprovalBinding {
             action: &a.action,
             resource: &a.resource,

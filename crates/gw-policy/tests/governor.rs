@@ -406,3 +406,38 @@ async fn a_local_store_that_is_not_ready_does_not_count_the_task_twice() {
     assert_eq!(r.decision("governor_approval").outcome, Outcome::Allow);
     assert_eq!(usage.count(&format!("t1:{}", T0 / 86_400)), 1);
 }
+
+/// An approval consumed by a request that the service inside refuses (an inner layer's
+/// gw problem) is restored; one consumed by a request the upstream was tried with (504)
+/// stays used.
+#[tokio::test]
+async fn an_inner_refusal_restores_the_approval() {
+    let clock = ManualClock::at_unix(T0);
+    let store = Arc::new(MemoryApprovalStore::new());
+    let svc = answering(
+        PolicyLayer::new()
+            .clock(clock.clone())
+            .governor(GovernorConfig::new(UI).shared_store(store.clone())),
+    );
+    let token = approve(&store, "delete_agent", "/api/v1/agents/42", "u1").await;
+    let delete = |answer: &str| {
+        call(Method::DELETE, "/api/v1/agents/42", Some(paid_user("u1")))
+            .header("x-governor-approval", token.clone())
+            .header("x-answer", answer)
+    };
+    let r = delete("refuse").send(&svc).await;
+    assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
+    assert_eq!(r.decision("governor_approval").outcome, Outcome::Allow);
+    let r = delete("timeout").send(&svc).await;
+    assert_eq!(
+        r.status,
+        StatusCode::GATEWAY_TIMEOUT,
+        "the approval was restored"
+    );
+    let r = delete("ok").send(&svc).await;
+    assert_eq!(r.status, StatusCode::TEMPORARY_REDIRECT, "used by the 504");
+    assert_eq!(
+        r.decision("governor_approval").reason.as_deref(),
+        Some("approval-invalid")
+    );
+}

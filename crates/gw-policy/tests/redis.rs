@@ -345,3 +345,35 @@ async fn an_unusable_redis_answer_fails_closed_even_when_open() {
     );
     prefix.cleanup().await;
 }
+
+/// Through a Redis store (evaluated and given back asynchronously): a task refused by the
+/// service inside is released, so the day's one task is still there.
+#[tokio::test]
+async fn an_inner_refusal_releases_the_task_in_redis() {
+    let prefix = Prefix::new();
+    let store = RedisUsageStore::from_url(&url())
+        .unwrap()
+        .prefix(prefix.0.clone());
+    let svc = answering(
+        PolicyLayer::new()
+            .clock(ManualClock::new(SystemTime::now()))
+            .trial(TrialConfig::new().limit(1).store(store)),
+    );
+    let task = |answer: &str| {
+        call(Method::POST, "/api/v1/tasks", Some(trial_user("u1"))).header("x-answer", answer)
+    };
+    for _ in 0..3 {
+        let r = task("refuse").send(&svc).await;
+        assert_eq!(r.status, StatusCode::PAYMENT_REQUIRED);
+    }
+    let keys = prefix.keys().await;
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let count: u64 = prefix.conn().await.get(&keys[0]).await.unwrap();
+    assert_eq!(count, 0, "every refused task was released");
+    assert_eq!(task("ok").send(&svc).await.status, StatusCode::OK);
+    assert_eq!(
+        task("ok").send(&svc).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    prefix.cleanup().await;
+}

@@ -350,3 +350,72 @@ async fn users_are_counted_separately_and_by_subject_without_a_user_id() {
         assert_eq!(store.count(&format!("{key}:{day}")), 1, "{key}");
     }
 }
+
+/// A request that the service inside refuses with a gw problem (an inner BudgetLayer's
+/// 402, an inner layer's fail-closed 503) did not run its task: the task is given back.
+#[tokio::test]
+async fn an_inner_refusal_gives_the_task_back() {
+    let clock = ManualClock::at_unix(T0);
+    let svc = answering(layer(&clock, TrialConfig::new().limit(1)));
+    let task = |answer: &str| {
+        call(Method::POST, "/api/v1/tasks", Some(trial_user("u1"))).header("x-answer", answer)
+    };
+    for (answer, status) in [
+        ("refuse", StatusCode::PAYMENT_REQUIRED),
+        ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+        ("refuse", StatusCode::PAYMENT_REQUIRED),
+    ] {
+        let r = task(answer).send(&svc).await;
+        assert_eq!(r.status, status, "{answer}");
+        assert_eq!(r.decision("trial_mode").outcome, Outcome::Allow);
+        assert!(r.header("ratelimit").is_none(), "the task was given back");
+        assert_eq!(r.header("x-target-backend"), Some("sandbox"));
+    }
+    // The day's one task is still there.
+    assert_eq!(task("ok").send(&svc).await.status, StatusCode::OK);
+    assert_eq!(
+        task("ok").send(&svc).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+/// Answers that leave open whether the work was done count the task: a plain upstream
+/// answer (whatever its status) and 500/502/504 problems (the upstream was tried).
+#[tokio::test]
+async fn upstream_answers_and_gateway_timeouts_count_the_task() {
+    let clock = ManualClock::at_unix(T0);
+    let svc = answering(layer(&clock, TrialConfig::new().limit(1)));
+    for (user, answer, status) in [
+        ("u1", "upstream-400", StatusCode::BAD_REQUEST),
+        ("u2", "timeout", StatusCode::GATEWAY_TIMEOUT),
+    ] {
+        let task = |answer: &str| {
+            call(Method::POST, "/api/v1/tasks", Some(trial_user(user))).header("x-answer", answer)
+        };
+        let r = task(answer).send(&svc).await;
+        assert_eq!(r.status, status, "{answer}");
+        assert_eq!(r.header("ratelimit"), Some("\"trial\";r=0;t=6400"));
+        let r = task("ok").send(&svc).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    }
+}
+
+/// A client that goes away after its request was handed to the service inside does not
+/// get the task back: the request may already be running upstream (and giving it back
+/// would let a client run unlimited tasks by disconnecting).
+#[tokio::test]
+async fn a_request_dropped_while_the_inner_service_runs_keeps_its_task() {
+    use tower::ServiceExt;
+    let clock = ManualClock::at_unix(T0);
+    let svc = answering(layer(&clock, TrialConfig::new().limit(1)));
+    let task = |answer: &str| {
+        call(Method::POST, "/api/v1/tasks", Some(trial_user("u1"))).header("x-answer", answer)
+    };
+    let (req, _) = task("hang").request();
+    let gone = tokio::time::timeout(Duration::from_millis(20), svc.clone().oneshot(req)).await;
+    assert!(gone.is_err(), "the inner service had not answered");
+    assert_eq!(
+        task("ok").send(&svc).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -64,6 +64,41 @@ pub fn service(layer: PolicyLayer) -> Svc {
     BoxCloneService::new(svc)
 }
 
+/// A service whose handler answers as the request's `x-answer` header says, like the
+/// layers and upstreams inside a gateway would: `refuse` is an inner gw layer's 402
+/// `budget-exceeded` problem, `unavailable` an inner layer's fail-closed 503 problem,
+/// `timeout` a proxy's 504 `upstream-timeout` problem, `upstream-400` a plain upstream
+/// 400 (no problem), `hang` never answers; anything else is 200.
+pub fn answering(layer: PolicyLayer) -> Svc {
+    use gw_problem::{Problem, ProblemType};
+    let svc = ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(|req: Request<Body>| async move {
+            let answer = req
+                .headers()
+                .get("x-answer")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("ok")
+                .to_owned();
+            let res = match answer.as_str() {
+                "refuse" => Problem::new(ProblemType::BUDGET_EXCEEDED).into_response(),
+                "unavailable" => Problem::new(ProblemType::SERVICE_UNAVAILABLE).into_response(),
+                "timeout" => Problem::new(ProblemType::GATEWAY_TIMEOUT)
+                    .code("upstream-timeout")
+                    .into_response(),
+                "upstream-400" => {
+                    let mut res = Response::new(Body::from("bad input"));
+                    *res.status_mut() = StatusCode::BAD_REQUEST;
+                    res
+                }
+                "hang" => std::future::pending().await,
+                _ => Response::new(Body::from("ok")),
+            };
+            Ok::<_, Infallible>(res)
+        });
+    BoxCloneService::new(svc)
+}
+
 pub struct Call {
     pub method: Method,
     pub path: String,
