@@ -87,7 +87,8 @@ pub struct CallbackEvent {
 
 impl CallbackEvent {
     /// Parses and validates a body: strict JSON (unknown and duplicate fields refused),
-    /// required `event_id`, `status` (a status of `table`) and RFC 3339 `occurred_at`.
+    /// required `event_id`, `status` (a status of `table`) and RFC 3339 `occurred_at`,
+    /// and no U+0000 in any string or key (PostgreSQL cannot store it).
     pub fn from_json(body: &[u8], table: &TransitionTable) -> Result<Self, ValidationError> {
         Self::parse(body, table, None)
     }
@@ -147,6 +148,22 @@ impl CallbackEvent {
                 Some("artifact_updates"),
                 "must be an object or an array",
             ));
+        }
+        // Valid JSON, but PostgreSQL text and JSONB cannot hold U+0000: refused here, so
+        // every store answers the same.
+        let texts = [
+            ("actor_type", &wire.actor_type),
+            ("failure_code", &wire.failure_code),
+            ("failure_message", &wire.failure_message),
+            ("failed_stage", &wire.failed_stage),
+        ];
+        for (field, text) in texts {
+            if text.as_deref().is_some_and(|t| t.contains('\0')) {
+                return Err(ValidationError::new(Some(field), NUL_MESSAGE));
+            }
+        }
+        if wire.artifact_updates.as_ref().is_some_and(has_nul) {
+            return Err(ValidationError::new(Some("artifact_updates"), NUL_MESSAGE));
         }
         let mut event = Self {
             event_id,
@@ -214,6 +231,18 @@ impl CallbackEvent {
     /// whatever its key order, whitespace or `null`s.
     pub fn fingerprint(&self) -> [u8; 32] {
         self.fingerprint
+    }
+}
+
+const NUL_MESSAGE: &str = "must not contain U+0000 (NUL)";
+
+/// Whether U+0000 occurs in a string or an object key of `value`, at any depth.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
@@ -353,6 +382,35 @@ mod tests {
         let value: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(canonical_json(&value), text);
         assert_eq!(value.as_object().unwrap().len(), 8);
+    }
+
+    #[test]
+    fn refuses_nul_in_every_text_and_at_any_depth() {
+        // Valid JSON that PostgreSQL cannot store: refused before any store sees it.
+        let ok = json!({"event_id": "e", "status": "failed",
+            "occurred_at": "2026-01-01T00:00:00Z"});
+        let cases = [
+            ("actor_type", json!("sys\u{0}")),
+            ("failure_code", json!("\u{0}")),
+            ("failure_message", json!("a\u{0}b")),
+            ("failed_stage", json!("render\u{0}")),
+            ("artifact_updates", json!({"k\u{0}": 1})),
+            ("artifact_updates", json!({"k": "v\u{0}"})),
+            ("artifact_updates", json!([1, [{"a": {"b\u{0}c": null}}]])),
+            ("artifact_updates", json!([{"a": ["x", "y\u{0}"]}])),
+        ];
+        for (field, value) in cases {
+            let mut body = ok.clone();
+            body[field] = value;
+            let err = parse(body.clone()).unwrap_err();
+            assert_eq!(err.field, Some(field), "{body}");
+            assert!(err.message.contains("U+0000"), "{body}: {err}");
+        }
+        // Other control characters and the escaped text "\\u0000" are fine.
+        let mut body = ok;
+        body["failure_message"] = json!("tab\tnewline\n\\u0000");
+        body["artifact_updates"] = json!({"\u{1}": "\u{7f}"});
+        assert!(parse(body).is_ok());
     }
 
     #[test]

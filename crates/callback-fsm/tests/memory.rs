@@ -13,6 +13,11 @@ async fn contract_steps() {
     common::contract::steps(MemoryJobStore::new()).await;
 }
 
+#[tokio::test]
+async fn nul_characters_are_refused() {
+    common::contract::nul_characters_are_refused(MemoryJobStore::new()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_identical_apply_once() {
     common::contract::concurrent_identical(MemoryJobStore::new()).await;

@@ -56,6 +56,11 @@ async fn contract_steps() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_refused_not_503() {
+    with_schema(common::contract::nul_characters_are_refused).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_identical_callbacks_apply_exactly_once() {
     with_schema(common::contract::concurrent_identical).await;
 }

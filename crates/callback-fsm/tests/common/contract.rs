@@ -224,3 +224,39 @@ pub async fn concurrent_different<S: JobStore + Clone>(store: S) {
     }
     assert_eq!(replays, applied);
 }
+
+/// Bodies that are valid JSON but hold U+0000, which PostgreSQL text and JSONB cannot
+/// store: 409 `VALIDATION_ERROR` naming the field on every backend, nothing written.
+pub async fn nul_characters_are_refused<S: JobStore + Clone>(store: S) {
+    store.create_job("job-nul", "queued").await.unwrap();
+    let svc = layered(store.clone(), TransitionTable::default());
+    let cases = [
+        ("failure_message", json!("a\u{0}b")),
+        ("actor_type", json!("system\u{0}")),
+        ("failed_stage", json!("\u{0}")),
+        ("failure_code", json!("OOM\u{0}")),
+        ("artifact_updates", json!({"k\u{0}": 1})),
+        (
+            "artifact_updates",
+            json!([{"name": "log", "uri": ["s3://x\u{0}"]}]),
+        ),
+    ];
+    for (i, (field, value)) in cases.into_iter().enumerate() {
+        let mut event = body(&format!("nul-{i}"), "dispatched", &ts(1));
+        event[field] = value;
+        let (status, problem) = send(&svc, json_callback("job-nul", &event)).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{event}: {problem}");
+        assert_eq!(problem["code"], "VALIDATION_ERROR", "{event}");
+        assert_eq!(problem["field"], field, "{event}");
+    }
+    let job = store.job("job-nul").await.unwrap().unwrap();
+    assert_eq!((job.status.as_str(), job.applied_events), ("queued", 0));
+    assert!(store.history("job-nul").await.unwrap().is_empty());
+    // The same event without the NUL applies.
+    let mut event = body("nul-ok", "dispatched", &ts(1));
+    event["failure_message"] = json!("ab");
+    assert_eq!(
+        post(&svc, "job-nul", &event).await.0,
+        StatusCode::NO_CONTENT
+    );
+}
