@@ -8,6 +8,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::fsm::TransitionTable;
+use crate::strict::StrictValue;
 use crate::time::Timestamp;
 
 /// Longest accepted `event_id`, in bytes.
@@ -52,7 +53,7 @@ struct Wire {
     #[serde(default)]
     actor_type: Option<String>,
     #[serde(default)]
-    artifact_updates: Option<Value>,
+    artifact_updates: Option<StrictValue>,
     #[serde(default)]
     failure_code: Option<String>,
     #[serde(default)]
@@ -86,7 +87,8 @@ pub struct CallbackEvent {
 }
 
 impl CallbackEvent {
-    /// Parses and validates a body: strict JSON (unknown and duplicate fields refused),
+    /// Parses and validates a body: strict JSON (unknown and duplicate fields refused, and
+    /// repeated keys at any depth of `artifact_updates`),
     /// required `event_id`, `status` (a status of `table`) and RFC 3339 `occurred_at`,
     /// and no U+0000 in any string or key (PostgreSQL cannot store it).
     pub fn from_json(body: &[u8], table: &TransitionTable) -> Result<Self, ValidationError> {
@@ -139,8 +141,13 @@ impl CallbackEvent {
         }
         let occurred_at = Timestamp::parse_rfc3339(&wire.occurred_at)
             .map_err(|e| ValidationError::new(Some("occurred_at"), e.to_string()))?;
-        if wire
+        // Repeated keys anywhere inside are refused: `serde_json::Value` would keep the last.
+        let artifact_updates = wire
             .artifact_updates
+            .map(|v| v.0)
+            .transpose()
+            .map_err(|why| ValidationError::new(Some("artifact_updates"), why))?;
+        if artifact_updates
             .as_ref()
             .is_some_and(|v| !(v.is_object() || v.is_array() || v.is_null()))
         {
@@ -162,7 +169,7 @@ impl CallbackEvent {
                 return Err(ValidationError::new(Some(field), NUL_MESSAGE));
             }
         }
-        if wire.artifact_updates.as_ref().is_some_and(has_nul) {
+        if artifact_updates.as_ref().is_some_and(has_nul) {
             return Err(ValidationError::new(Some("artifact_updates"), NUL_MESSAGE));
         }
         let mut event = Self {
@@ -170,7 +177,7 @@ impl CallbackEvent {
             status: wire.status,
             occurred_at,
             actor_type: wire.actor_type,
-            artifact_updates: wire.artifact_updates.filter(|v| !v.is_null()),
+            artifact_updates: artifact_updates.filter(|v| !v.is_null()),
             failure_code: wire.failure_code,
             failure_message: wire.failure_message,
             failed_stage: wire.failed_stage,
@@ -411,6 +418,36 @@ mod tests {
         body["failure_message"] = json!("tab\tnewline\n\\u0000");
         body["artifact_updates"] = json!({"\u{1}": "\u{7f}"});
         assert!(parse(body).is_ok());
+    }
+
+    #[test]
+    fn refuses_repeated_keys_inside_artifact_updates() {
+        let t = TransitionTable::default();
+        let head = r#"{"event_id":"e","status":"running","occurred_at":"2026-01-01T00:00:00Z""#;
+        for updates in [
+            r#"{"url":"https://good","url":"https://evil"}"#,
+            r#"[{"name":"log","uri":"s3://a","uri":"s3://b"}]"#,
+            r#"{"a":[1,{"b":{"c":1,"c":1}}]}"#,
+        ] {
+            let body = format!(r#"{head},"artifact_updates":{updates}}}"#);
+            let err = CallbackEvent::from_json(body.as_bytes(), &t).unwrap_err();
+            assert_eq!(err.field, Some("artifact_updates"), "{body}");
+            assert!(err.message.contains("duplicate key"), "{body}: {err}");
+        }
+        // The same keys in sibling objects, and a lone key, are fine.
+        let body = format!(r#"{head},"artifact_updates":[{{"url":"a"}},{{"url":"b"}}]}}"#);
+        let e = CallbackEvent::from_json(body.as_bytes(), &t).unwrap();
+        assert_eq!(
+            e.artifact_updates,
+            Some(json!([{"url": "a"}, {"url": "b"}]))
+        );
+        let body = format!(r#"{head},"artifact_updates":null}}"#);
+        assert_eq!(
+            CallbackEvent::from_json(body.as_bytes(), &t)
+                .unwrap()
+                .artifact_updates,
+            None
+        );
     }
 
     #[test]

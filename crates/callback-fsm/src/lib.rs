@@ -77,6 +77,7 @@ pub mod openapi;
 mod secret;
 mod service;
 mod store;
+mod strict;
 mod time;
 mod webhook;
 

@@ -132,6 +132,12 @@ async fn malformed_bodies_are_409_validation_error_without_store_access() {
         (Bytes::from(missing.to_string()), None),
         (Bytes::from(bad_time.to_string()), Some("occurred_at")),
         (Bytes::from(bad_status.to_string()), Some("status")),
+        (
+            Bytes::from_static(
+                br#"{"event_id":"e1","status":"dispatched","occurred_at":"2026-03-01T00:00:01Z","artifact_updates":[{"uri":"s3://a","uri":"s3://b"}]}"#,
+            ),
+            Some("artifact_updates"),
+        ),
         (Bytes::from(vec![b' '; 20 * 1024]), None),
     ];
     for (raw, field) in cases {
