@@ -82,6 +82,11 @@ pub struct ServiceAuthConfig {
     pub log_only: Vec<String>,
     /// Routes never checked.
     pub exempt: Vec<String>,
+    /// Ceiling on every group's mode, set only from the `SERVICE_AUTH_ENFORCEMENT_MODE`
+    /// environment variable by [`Config::load`] (a value that does not parse is an error);
+    /// `None`: the configured modes apply as written.
+    #[serde(skip)]
+    pub enforcement_cap: Option<svc_hmac::Mode>,
 }
 
 impl Default for ServiceAuthConfig {
@@ -92,6 +97,7 @@ impl Default for ServiceAuthConfig {
             service_only: vec!["/api/npu/*".into()],
             log_only: Vec::new(),
             exempt: Vec::new(),
+            enforcement_cap: None,
         }
     }
 }
@@ -281,7 +287,8 @@ fn gateway_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GatewayType, D
 }
 
 impl Config {
-    /// Reads `path` (if given), then applies the `GW_*` variables from `env`.
+    /// Reads `path` (if given), then applies the `GW_*` variables and
+    /// `SERVICE_AUTH_ENFORCEMENT_MODE` from `env`.
     pub fn load(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
@@ -325,6 +332,16 @@ impl Config {
             "GW_AUTH_ISSUER" => self.auth.issuer = non_empty(value),
             "GW_AUTH_AUDIENCE" => self.auth.audience = non_empty(value),
             "GW_SERVICE_KEYS_DIR" => self.service_auth.keys_dir = non_empty(value),
+            // The seed's rollback switch. A typo must not silently open the service-only
+            // routes (as svc-hmac's lenient `ModeSwitch::from_env` would): refuse to start.
+            svc_hmac::ENFORCEMENT_MODE_ENV => {
+                let mode = value.parse().map_err(|e| {
+                    bad(&format!(
+                        "{e}: use enforce (true), log_only (false) or off, or unset it"
+                    ))
+                })?;
+                self.service_auth.enforcement_cap = Some(mode);
+            }
             "GW_CALLBACK_SECRETS" => {
                 self.callbacks.secrets = value
                     .split(',')
@@ -372,6 +389,35 @@ mod tests {
         assert_eq!(c.upstream.timeout(), Duration::from_millis(5));
         assert_eq!(c.redis_url.as_deref(), Some("redis://x"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn enforcement_cap_must_parse() {
+        let load =
+            |v: &str| Config::load(None, [(svc_hmac::ENFORCEMENT_MODE_ENV.into(), v.into())]);
+        for bad in ["", " ", "enforced", "Enforce!", "log only", "2"] {
+            let err = load(bad).unwrap_err();
+            assert!(
+                err.starts_with("SERVICE_AUTH_ENFORCEMENT_MODE: "),
+                "{bad:?}: {err}"
+            );
+        }
+        for (value, mode) in [
+            ("enforce", svc_hmac::Mode::Enforce),
+            ("true", svc_hmac::Mode::Enforce),
+            ("1", svc_hmac::Mode::Enforce),
+            ("false", svc_hmac::Mode::LogOnly),
+            ("log_only", svc_hmac::Mode::LogOnly),
+            ("Log-Only", svc_hmac::Mode::LogOnly),
+            ("off", svc_hmac::Mode::Off),
+        ] {
+            let c = load(value).unwrap();
+            assert_eq!(c.service_auth.enforcement_cap, Some(mode), "{value:?}");
+        }
+        let unset = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(unset.service_auth.enforcement_cap, None);
+        // Environment only: the file cannot set it.
+        assert!(toml::from_str::<Config>("[service_auth]\nenforcement_cap = \"off\"").is_err());
     }
 
     #[test]

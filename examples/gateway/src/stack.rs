@@ -214,11 +214,13 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
         .parse()
         .map_err(|e| format!("service_auth.default_mode: {e}"))?;
     // The configured modes apply as written; SERVICE_AUTH_ENFORCEMENT_MODE, when set, caps
-    // them (the seed's rollback switch).
-    let switch = if std::env::var_os(svc_hmac::ENFORCEMENT_MODE_ENV).is_some() {
-        svc_hmac::ModeSwitch::from_env()
-    } else {
-        svc_hmac::ModeSwitch::default()
+    // them (the seed's rollback switch, parsed strictly by `Config::load`).
+    let switch = match config.service_auth.enforcement_cap {
+        Some(cap) => {
+            warn_if_service_only_open(config, cap);
+            svc_hmac::ModeSwitch::new(cap)
+        }
+        None => svc_hmac::ModeSwitch::default(),
     };
     let mut service_auth = ServiceAuthLayer::with_shared_keys(keys)
         .default_mode(mode)
@@ -358,6 +360,21 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
         jobs,
         backends,
     })
+}
+
+/// The service-only routes skip JWT authentication and RBAC: below `enforce`, they take
+/// unsigned requests from anyone. A deliberate rollback, but never a quiet one.
+fn warn_if_service_only_open(config: &Config, cap: Mode) {
+    if cap < Mode::Enforce && !config.service_auth.service_only.is_empty() {
+        tracing::warn!(
+            cap = cap.as_str(),
+            routes = ?config.service_auth.service_only,
+            "{}={} caps the service-only routes below enforce: they accept unsigned \
+             requests from anyone, without JWT authentication or RBAC",
+            svc_hmac::ENFORCEMENT_MODE_ENV,
+            cap.as_str(),
+        );
+    }
 }
 
 async fn auth_source(config: &Config) -> Result<Arc<dyn KeySource>, String> {

@@ -1,0 +1,136 @@
+//! Start-up: configuration the gateway refuses, and the warnings it logs when it starts in
+//! a weaker position than an operator may assume.
+
+use std::future::Future;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use gateway::{Config, build};
+use http::Request;
+use svc_hmac::Mode;
+use tower::ServiceExt;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Log lines written while a future runs (current-thread runtime: everything it does, and
+/// every task it spawns, logs on this thread).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Logs {
+    type Writer = Logs;
+
+    fn make_writer(&'a self) -> Logs {
+        self.clone()
+    }
+}
+
+async fn logged<F: Future>(f: F) -> (F::Output, String) {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let out = f.await;
+    drop(guard);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
+/// Runs the gateway binary with only `env`, and returns its exit code and stderr; fails
+/// if it is still running after 30 s (it started instead of refusing).
+fn run_binary(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
+        .args(["--listen", "127.0.0.1:0"])
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            return (status.code(), stderr);
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the gateway started with {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn unparsable_enforcement_mode_refuses_to_start() {
+    for value in ["", "enforced", "Enforce!"] {
+        let (code, stderr) = run_binary(&[("SERVICE_AUTH_ENFORCEMENT_MODE", value)]);
+        assert_eq!(code, Some(2), "{value:?}: {stderr}");
+        assert!(
+            stderr.contains("SERVICE_AUTH_ENFORCEMENT_MODE: unknown service auth mode"),
+            "{value:?}: {stderr}"
+        );
+    }
+}
+
+async fn anonymous_service_only_call(config: &Config) -> u16 {
+    let gw = build(config, None).await.unwrap();
+    let res = gw
+        .service
+        .oneshot(
+            Request::get("/api/npu/jobs")
+                .header("x-service-id", "billing")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    res.status().as_u16()
+}
+
+#[tokio::test]
+async fn a_cap_below_enforce_warns_that_service_only_routes_are_open() {
+    const WARNING: &str = "caps the service-only routes below enforce";
+    for (cap, open) in [
+        (Some(Mode::LogOnly), true),
+        (Some(Mode::Off), true),
+        (Some(Mode::Enforce), false),
+        (None, false),
+    ] {
+        let mut config = Config::default();
+        config.service_auth.enforcement_cap = cap;
+        let (status, logs) = logged(anonymous_service_only_call(&config)).await;
+        // The documented rollback: the cap really opens the routes, so it must be loud.
+        assert_eq!(status, if open { 200 } else { 401 }, "{cap:?}");
+        assert_eq!(logs.contains(WARNING), open, "{cap:?}: {logs}");
+        if open {
+            assert!(logs.contains("WARN"), "{logs}");
+            assert!(logs.contains("accept unsigned requests"), "{logs}");
+            assert!(logs.contains("/api/npu/*"), "{logs}");
+        }
+    }
+    // No service-only routes: nothing to warn about.
+    let mut config = Config::default();
+    config.service_auth.enforcement_cap = Some(Mode::LogOnly);
+    config.service_auth.service_only.clear();
+    let (_, logs) = logged(build(&config, None)).await;
+    assert!(!logs.contains(WARNING), "{logs}");
+}
