@@ -157,7 +157,10 @@ pub async fn build_with(
     }
 
     let ops = Ops {
-        checks: Arc::from(ready::checks(config, layers.auth.clone())),
+        readiness: Arc::new(ready::Readiness::new(
+            ready::checks(config, layers.auth.clone()),
+            ready::CACHE_TTL,
+        )),
         metrics,
         openapi: Arc::new(openapi),
     };

@@ -12,6 +12,8 @@ use http::{StatusCode, header};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 
+use crate::ready::Readiness;
+
 /// A readiness check: a backend the gateway needs (Redis, PostgreSQL, the JWKS endpoint).
 pub trait ReadyCheck: Send + Sync + 'static {
     /// Name shown in the `/ready` report.
@@ -23,8 +25,8 @@ pub trait ReadyCheck: Send + Sync + 'static {
 /// State shared by the operator endpoints.
 #[derive(Clone)]
 pub struct Ops {
-    /// Checks run by `/ready`.
-    pub checks: Arc<[Arc<dyn ReadyCheck>]>,
+    /// The checks behind `/ready` (cached briefly, one run at a time).
+    pub readiness: Arc<Readiness>,
     /// Renders `/metrics`; `None` when another recorder was already installed.
     pub metrics: Option<PrometheusHandle>,
     /// The document served at `/openapi.json`.
@@ -36,28 +38,16 @@ pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /ready`: every check passes (200) or not (503), with a per-check report.
+/// `GET /ready`: every check passes (200) or not (503), with a per-check report. The
+/// report may be up to [`CACHE_TTL`](crate::ready::CACHE_TTL) old.
 pub async fn ready(State(ops): State<Ops>) -> Response {
-    let mut report = serde_json::Map::new();
-    let mut all_ok = true;
-    for check in ops.checks.iter() {
-        let result = check.check().await;
-        all_ok &= result.is_ok();
-        report.insert(
-            check.name().to_owned(),
-            match result {
-                Ok(()) => json!({"status": "ok"}),
-                Err(why) => json!({"status": "failing", "reason": why}),
-            },
-        );
-    }
-    let status = if all_ok {
+    let report = ops.readiness.report().await;
+    let status = if report.ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({"status": if all_ok { "ready" } else { "not_ready" }, "checks": report});
-    (status, Json(body)).into_response()
+    (status, Json(report.body)).into_response()
 }
 
 /// `GET /metrics`: Prometheus text format.
