@@ -27,6 +27,17 @@ pub const SERVICE_ID_HEADER: HeaderName = HeaderName::from_static("x-gateway-ser
 const FORGEABLE_PREFIXES: [&str; 3] = ["x-gateway-", "x-rbac-", "x-forwarded-"];
 /// Inbound headers a client could use to forge routing.
 const FORGEABLE: [&str; 2] = ["x-target-backend", "forwarded"];
+/// The svc-hmac signing headers. The gateway verifies them (where service auth applies) and
+/// passes on only the result, as [`SERVICE_ID_HEADER`]; the caller's own copies, verified
+/// or not, never reach the upstream, which could otherwise trust an unverified
+/// `X-Service-ID`. (`Content-Digest` describes the body, which is forwarded unchanged.)
+const SIGNING: [HeaderName; 5] = [
+    svc_hmac::wire::SERVICE_ID,
+    svc_hmac::wire::SERVICE_KEY_ID,
+    svc_hmac::wire::SERVICE_TIMESTAMP,
+    svc_hmac::wire::SERVICE_NONCE,
+    svc_hmac::wire::SERVICE_SIGNATURE,
+];
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1), never forwarded.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -189,7 +200,7 @@ fn prepare_headers(req: &mut Request<Body>, target: TargetBackend) {
         })
         .cloned()
         .collect();
-    for name in forged {
+    for name in forged.into_iter().chain(SIGNING) {
         headers.remove(name);
     }
     headers.insert(
@@ -259,5 +270,47 @@ mod tests {
         assert!(h.get("x-secret-hop").is_none() && h.get("connection").is_none());
         assert_eq!(h["x-target-backend"], "sandbox");
         assert_eq!(h["x-correlation-id"], "keep-me");
+    }
+
+    #[test]
+    fn signing_headers_are_never_forwarded() {
+        for verified in [false, true] {
+            let mut req = Request::post("/api/npu/jobs")
+                .header("X-Service-ID", "billing-admin")
+                .header("x-service-id", "second")
+                .header("X-Service-Key-ID", "k1")
+                .header("X-Service-Timestamp", "1700000000")
+                .header("X-Service-Nonce", "bm9uY2Utbm9uY2Utbm9uY2U")
+                .header("X-Service-Signature", "v1=Zm9yZ2Vk")
+                .header(
+                    "content-digest",
+                    "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:",
+                )
+                .header("x-user-id", "root")
+                .body(Body::empty())
+                .unwrap();
+            if verified {
+                req.extensions_mut().insert(ServiceIdentity {
+                    service_id: "svc-a".into(),
+                    key_id: "k1".into(),
+                });
+            }
+            prepare_headers(&mut req, TargetBackend::Production);
+            let h = req.headers();
+            for name in SIGNING {
+                assert!(
+                    h.get(&name).is_none(),
+                    "{name} forwarded (verified: {verified})"
+                );
+            }
+            // Only the verified identity travels, under the gateway's own name.
+            assert_eq!(
+                h.get(SERVICE_ID_HEADER).map(|v| v.to_str().unwrap()),
+                verified.then_some("svc-a")
+            );
+            // Not the gateway's to remove.
+            assert_eq!(h["x-user-id"], "root");
+            assert!(h.contains_key("content-digest"));
+        }
     }
 }

@@ -106,6 +106,54 @@ async fn proxies_to_the_demo_upstream_and_strips_forged_headers() {
 }
 
 #[tokio::test]
+async fn signing_headers_never_reach_the_upstream() {
+    let mut config = Config::default();
+    // The rollback position: unsigned requests reach the service-only routes.
+    config.service_auth.enforcement_cap = Some(svc_hmac::Mode::LogOnly);
+    let addr = boot(config).await;
+    let echo = |body: &[u8]| serde_json::from_slice::<Value>(body).unwrap()["headers"].clone();
+
+    // Unsigned, claiming a service: the claim is dropped, the gateway vouches for nobody.
+    let req = get(addr, "/api/npu/status")
+        .header("x-service-id", "billing-admin")
+        .header("x-service-signature", "v1=Zm9yZ2Vk")
+        .header("x-user-id", "root")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = send(req).await;
+    assert_eq!(status, 200);
+    let headers = echo(&body);
+    for name in headers.as_object().unwrap().keys() {
+        assert!(!name.starts_with("x-service-"), "upstream saw {name}");
+    }
+    assert!(headers.get("x-gateway-service-id").is_none());
+    assert_eq!(headers["x-user-id"], "root");
+
+    // Signed: only the verified identity travels, as x-gateway-service-id.
+    let mut req = get(addr, "/api/npu/status");
+    for (k, v) in demo().service_headers("GET", "/api/npu/status").unwrap() {
+        req = req.header(k, v);
+    }
+    let (status, _, body) = send(req.body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 200);
+    let headers = echo(&body);
+    for name in headers.as_object().unwrap().keys() {
+        assert!(!name.starts_with("x-service-"), "upstream saw {name}");
+    }
+    assert_eq!(headers["x-gateway-service-id"], gateway::demo::DEMO_SERVICE);
+
+    // A user request carrying a service claim on an ordinary route: dropped too.
+    let req = get(addr, "/api/v1/agents")
+        .header("authorization", bearer(1))
+        .header("x-service-id", "billing-admin")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _, body) = send(req).await;
+    assert_eq!(status, 200);
+    assert!(echo(&body).get("x-service-id").is_none());
+}
+
+#[tokio::test]
 async fn upstream_down_is_502_and_slow_upstream_is_504() {
     // A port nothing listens on.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
