@@ -7,9 +7,13 @@ use std::time::Duration;
 use gw_core::GatewayType;
 use serde::Deserialize;
 
+mod redact;
+pub use redact::redact_url;
+
 /// Everything the gateway is configured with. Every field has a default, so an empty file
-/// (or none) runs the gateway with embedded backends.
-#[derive(Debug, Clone, Deserialize)]
+/// (or none) runs the gateway with embedded backends. `Debug` shows no secret: callback
+/// secrets as a count, URLs with their passwords masked ([`redact_url`]).
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address to listen on (`GW_LISTEN`).
@@ -50,7 +54,7 @@ pub struct Config {
 }
 
 /// `[auth]`: where the JWT verification keys come from, and what tokens must say.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// JWKS endpoint, refreshed in the background (`GW_AUTH_JWKS_URL`).
@@ -197,7 +201,7 @@ impl Default for AuditConfig {
 }
 
 /// `[callbacks]`: `POST /internal/jobs/{jobId}/status`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallbacksConfig {
     /// Accepted `X-Callback-Secret` values, each at least 32 bytes
@@ -228,7 +232,7 @@ pub enum Environment {
 }
 
 /// The upstream ("Plant API") the gateway forwards to.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
     /// Production upstream base URL; unset starts the built-in demo upstream

@@ -91,7 +91,7 @@ async fn main() {
         "gateway ({}) listening on http://{local}",
         config.gateway_type.as_str()
     );
-    println!("upstream: {}", gw.upstream);
+    println!("upstream: {}", gateway::config::redact_url(&gw.upstream));
     for line in &gw.backends {
         println!("{line}");
     }

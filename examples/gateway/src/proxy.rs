@@ -60,16 +60,18 @@ struct Upstream {
 
 impl Upstream {
     fn parse(url: &str) -> Result<Self, String> {
+        // Errors end up on stderr: never with the URL's password.
+        let shown = crate::config::redact_url(url);
         let uri: Uri = url
             .parse()
-            .map_err(|e| format!("upstream url {url:?}: {e}"))?;
+            .map_err(|e| format!("upstream url {shown:?}: {e}"))?;
         let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
         else {
-            return Err(format!("upstream url {url:?} needs a scheme and a host"));
+            return Err(format!("upstream url {shown:?} needs a scheme and a host"));
         };
         if scheme != Scheme::HTTP {
             return Err(format!(
-                "upstream url {url:?}: only http:// upstreams are supported"
+                "upstream url {shown:?}: only http:// upstreams are supported"
             ));
         }
         Ok(Self {
@@ -248,6 +250,11 @@ mod tests {
         assert_eq!(uri.to_string(), "http://127.0.0.1:9000/plant/api/v1/x?a=1");
         assert!(Upstream::parse("/relative").is_err());
         assert!(Upstream::parse("https://tls.example").is_err());
+        let err = Upstream::parse("https://u:s3cret@tls.example").unwrap_err();
+        assert!(
+            err.contains("u:***@tls.example") && !err.contains("s3cret"),
+            "{err}"
+        );
     }
 
     #[test]
