@@ -8,7 +8,8 @@
 //! operator endpoints (`/health`, `/healthz`, `/ready`, `/metrics`, `/openapi.json`,
 //! `/problems/{slug}`), the job-status callback route, or, through authentication, service
 //! authentication, RBAC, policies and budget, to the upstream proxy. Without an upstream
-//! URL, a built-in demo upstream that echoes requests is started on a loopback port.
+//! URL, a built-in demo upstream that echoes requests is started on a loopback port (with a
+//! warning in the log).
 //! See `docs/architecture.md` for the order and why.
 //!
 //! # Example
@@ -110,6 +111,11 @@ pub async fn build_with(
             let addr = demo::spawn()
                 .await
                 .map_err(|e| format!("cannot start the demo upstream: {e}"))?;
+            tracing::warn!(
+                %addr,
+                "no upstream configured (upstream.production_url, GW_UPSTREAM_URL): \
+                 requests go to the built-in demo upstream, which echoes them"
+            );
             format!("http://{addr}")
         }
     };

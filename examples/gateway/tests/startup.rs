@@ -51,6 +51,12 @@ async fn logged<F: Future>(f: F) -> (F::Output, String) {
     (out, text)
 }
 
+/// Whether `logs` has a WARN line containing `text`.
+fn warned(logs: &str, text: &str) -> bool {
+    logs.lines()
+        .any(|l| l.contains(" WARN ") && l.contains(text))
+}
+
 /// Runs the gateway binary with only `env`, and returns its exit code and stderr; fails
 /// if it is still running after 30 s (it started instead of refusing).
 fn run_binary(env: &[(&str, &str)]) -> (Option<i32>, String) {
@@ -122,9 +128,9 @@ async fn a_cap_below_enforce_warns_that_service_only_routes_are_open() {
         assert_eq!(status, if open { 200 } else { 401 }, "{cap:?}");
         assert_eq!(logs.contains(WARNING), open, "{cap:?}: {logs}");
         if open {
-            assert!(logs.contains("WARN"), "{logs}");
-            assert!(logs.contains("accept unsigned requests"), "{logs}");
-            assert!(logs.contains("/api/npu/*"), "{logs}");
+            assert!(warned(&logs, WARNING), "{logs}");
+            assert!(warned(&logs, "accept unsigned requests"), "{logs}");
+            assert!(warned(&logs, "/api/npu/*"), "{logs}");
         }
     }
     // No service-only routes: nothing to warn about.
@@ -132,5 +138,30 @@ async fn a_cap_below_enforce_warns_that_service_only_routes_are_open() {
     config.service_auth.enforcement_cap = Some(Mode::LogOnly);
     config.service_auth.service_only.clear();
     let (_, logs) = logged(build(&config, None)).await;
+    assert!(!logs.contains(WARNING), "{logs}");
+}
+
+#[test]
+fn unknown_gw_variable_refuses_to_start() {
+    let (code, stderr) = run_binary(&[("GW_CALLBACK_SECRET", "0123456789abcdef0123456789abcdef")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown environment variable GW_CALLBACK_SECRET"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("0123456789abcdef"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_demo_upstream_is_announced_as_a_warning() {
+    const WARNING: &str = "requests go to the built-in demo upstream";
+    let (gw, logs) = logged(build(&Config::default(), None)).await;
+    assert!(gw.unwrap().upstream.starts_with("http://127.0.0.1:"));
+    assert!(warned(&logs, WARNING), "{logs}");
+
+    let mut config = Config::default();
+    config.upstream.production_url = Some("http://127.0.0.1:9".into());
+    let (gw, logs) = logged(build(&config, None)).await;
+    assert_eq!(gw.unwrap().upstream, "http://127.0.0.1:9");
     assert!(!logs.contains(WARNING), "{logs}");
 }
