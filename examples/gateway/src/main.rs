@@ -51,6 +51,24 @@ fn parse_args() -> Result<Args, String> {
     Ok(out)
 }
 
+/// The process environment as strings (`std::env::vars` panics on a variable that is not
+/// UTF-8). Such a variable is an error if it is one the gateway reads, and skipped otherwise.
+fn utf8_env() -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        match (key.into_string(), value.into_string()) {
+            (Ok(key), Ok(value)) => out.push((key, value)),
+            (key, _) => {
+                let key = key.unwrap_or_else(|k| k.to_string_lossy().into_owned());
+                if key.starts_with("GW_") || key == svc_hmac::ENFORCEMENT_MODE_ENV {
+                    return Err(format!("{key}: not valid UTF-8"));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn fail(msg: impl std::fmt::Display) -> ! {
     eprintln!("gateway: {msg}");
     std::process::exit(2);
@@ -64,7 +82,7 @@ async fn main() {
         )
         .init();
     let args = parse_args().unwrap_or_else(|e| fail(e));
-    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    let mut env = utf8_env().unwrap_or_else(|e| fail(e));
     if let Some(listen) = args.listen {
         env.push(("GW_LISTEN".into(), listen));
     }

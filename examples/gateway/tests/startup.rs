@@ -1,8 +1,10 @@
 //! Start-up: configuration the gateway refuses, and the warnings it logs when it starts in
 //! a weaker position than an operator may assume.
 
+use std::ffi::OsString;
 use std::future::Future;
 use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -60,10 +62,16 @@ fn warned(logs: &str, text: &str) -> bool {
 /// Runs the gateway binary with only `env`, and returns its exit code and stderr; fails
 /// if it is still running after 30 s (it started instead of refusing).
 fn run_binary(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let env: Vec<(OsString, OsString)> = env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+    run_binary_os(&env)
+}
+
+/// [`run_binary`] with variables that need not be UTF-8.
+fn run_binary_os(env: &[(OsString, OsString)]) -> (Option<i32>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gateway"))
         .args(["--listen", "127.0.0.1:0"])
         .env_clear()
-        .envs(env.iter().copied())
+        .envs(env.iter().cloned())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -150,6 +158,28 @@ fn unknown_gw_variable_refuses_to_start() {
         "{stderr}"
     );
     assert!(!stderr.contains("0123456789abcdef"), "{stderr}");
+}
+
+#[test]
+fn a_variable_that_is_not_utf8_is_refused_only_if_the_gateway_reads_it() {
+    let latin1 = || OsString::from_vec(b"caf\xe9".to_vec());
+    // One the gateway reads: refused by name, no panic.
+    let (code, stderr) = run_binary_os(&[("GW_REDIS_PREFIX".into(), latin1())]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("GW_REDIS_PREFIX: not valid UTF-8"),
+        "{stderr}"
+    );
+    // Any other is skipped: the gateway goes on to refuse the unknown GW_ variable.
+    let (code, stderr) = run_binary_os(&[
+        ("LANG_OLD".into(), latin1()),
+        ("GW_CALLBACK_SECRET".into(), "x".into()),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown environment variable GW_CALLBACK_SECRET"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
