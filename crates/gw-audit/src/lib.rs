@@ -59,6 +59,7 @@
 mod body;
 mod future;
 mod layer;
+mod nul;
 mod pending;
 mod record;
 mod redact;

@@ -135,6 +135,9 @@ impl Pending {
         raw.request_body = Some(match serde_json::from_slice::<Value>(bytes) {
             Ok(mut v) => {
                 raw.config.redactor.json(&mut v);
+                if crate::nul::may_hold_escaped_nul(bytes) {
+                    crate::nul::scrub_value(&mut v);
+                }
                 v
             }
             Err(_) => serde_json::json!({ "_omitted": "invalid-json" }),
@@ -201,7 +204,7 @@ impl Raw {
         let principal = principal.as_ref();
         let decisions: Vec<AuditDecision> =
             log.decisions.into_iter().map(AuditDecision::from).collect();
-        AuditRecord {
+        let mut record = AuditRecord {
             id,
             correlation_id: self.correlation_id.into(),
             causation_id: self.causation_id.map(Into::into),
@@ -240,7 +243,9 @@ impl Raw {
             resource,
             resource_id,
             response_complete: self.complete,
-        }
+        };
+        record.scrub_nul_identity();
+        record
     }
 }
 

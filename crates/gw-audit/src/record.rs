@@ -250,6 +250,18 @@ impl HeaderFields {
         out
     }
 
+    /// Replaces NULs in names and values (only a deserialized snapshot can hold one).
+    pub(crate) fn scrub_nul(&mut self) {
+        if self.text.contains('\0') {
+            let mut clean = Self::default();
+            for (name, value) in self.iter() {
+                let value = value.replace('\0', "\u{fffd}");
+                clean.push(&name.replace('\0', "\u{fffd}"), &value);
+            }
+            *self = clean;
+        }
+    }
+
     fn push(&mut self, name: &str, value: &str) {
         self.text.push_str(name);
         let name_end = self.text.len();

@@ -174,7 +174,11 @@ fn percent_decode(s: &str) -> String {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
                 (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
+                    match h << 4 | l {
+                        // PostgreSQL cannot store a NUL: `%00` is kept as U+FFFD.
+                        0 => out.extend_from_slice("\u{fffd}".as_bytes()),
+                        b => out.push(b),
+                    }
                     i += 2;
                 }
                 _ => out.push(b'%'),

@@ -441,3 +441,32 @@ pub(crate) fn sample_record() -> AuditRecord {
         response_complete: true,
     }
 }
+
+#[tokio::test]
+async fn nuls_in_the_query_and_json_body_are_replaced() {
+    let (writer, sink) = writer(WriterConfig::new()).await;
+    let svc = ServiceBuilder::new()
+        .layer(ProblemLayer::new())
+        .layer(AuditLayer::new(writer.clone()))
+        .service(service_fn(inner));
+    let req = Request::post("/api/v1/agents/42?q=a%00b&%00=1")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            r#"{"k":"v\u0000","\u0000":[{"x":"\u0000"}],"ok":"\\u0000"}"#,
+        ))
+        .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    let r = &drain(&writer, &sink).await[0];
+    assert_eq!(
+        r.query_params,
+        serde_json::json!({"q": "a\u{fffd}b", "\u{fffd}": "1"})
+    );
+    assert_eq!(
+        r.request_body,
+        Some(
+            serde_json::json!({"k": "v\u{fffd}", "\u{fffd}": [{"x": "\u{fffd}"}],
+                                "ok": "\\u0000"})
+        )
+    );
+}

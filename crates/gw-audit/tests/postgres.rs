@@ -585,3 +585,94 @@ async fn concurrent_batches_on_several_connections_leave_no_duplicates() {
     drop(sink);
     drop_schema(&client, &schema).await;
 }
+
+/// `%00` in a query and `\u0000` in a JSON body (PostgreSQL's `jsonb` refuses U+0000)
+/// are stored as U+FFFD: the batch they share with other requests is written whole, and
+/// nothing is spooled.
+#[tokio::test]
+async fn a_nul_in_a_query_or_body_is_stored_replaced_and_spoils_no_batch() {
+    let (client, schema) = schema().await;
+    let dir = std::env::temp_dir().join(format!("gw-audit-pg-nul-{schema}"));
+    let writer = AuditWriter::spawn(
+        sink(&schema),
+        WriterConfig::new()
+            .batch_size(10)
+            .flush_interval(Duration::from_millis(20))
+            .retry(1, Duration::from_millis(5), Duration::from_millis(20))
+            .probe_interval(Duration::from_millis(20))
+            .spool_dir(&dir),
+    )
+    .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(ProblemLayer::new())
+        .layer(AuditLayer::new(writer.clone()))
+        .service(service_fn(handler));
+    for n in 0..10 {
+        let req = match n {
+            4 => Request::get("/api/v1/agents?q=%00&%00=1").body(Body::default()),
+            5 => Request::post("/api/v1/agents")
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"a":"x\u0000","b\u0000":["\u0000"]}"#)),
+            _ => Request::get(format!("/api/v1/agents/{n}")).body(Body::default()),
+        };
+        let res = svc.clone().oneshot(req.unwrap()).await.unwrap();
+        res.into_body().collect().await.unwrap();
+    }
+    let report = writer.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(
+        (
+            report.totals.written,
+            report.totals.spooled,
+            report.totals.dropped
+        ),
+        (10, 0, 0),
+        "{report:?}"
+    );
+    assert_eq!(count(&client, &schema).await, (10, 10));
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT query_params::text FROM {schema}.gateway_audit_logs \
+                 WHERE query_params ? 'q'"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), r#"{"q": "�", "�": "1"}"#);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT request_body::text FROM {schema}.gateway_audit_logs \
+                 WHERE request_body IS NOT NULL"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), r#"{"a": "x�", "b�": ["�"]}"#);
+    drop_schema(&client, &schema).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A row PostgreSQL refuses for its data is an `invalid` error (the writer isolates it),
+/// not an outage; the connection keeps working.
+#[tokio::test]
+async fn rows_refused_for_their_data_are_an_invalid_error() {
+    let (client, schema) = schema().await;
+    let sink = sink(&schema);
+    let now = SystemTime::now();
+    // Straight to the sink: the writer would have replaced the NUL.
+    let mut poisoned = record("u", "c", now);
+    poisoned.query_params = serde_json::json!({"q": "\u{0}"});
+    let good = record("u", "c", now);
+    let e = sink
+        .write(&[good.clone(), poisoned])
+        .await
+        .expect_err("jsonb refuses U+0000");
+    assert_eq!(e.kind, gw_core::BackendErrorKind::Invalid, "{e}");
+    assert!(e.message.contains("22P05"), "{e}");
+    sink.write(&[good]).await.unwrap();
+    assert_eq!(count(&client, &schema).await, (1, 1));
+    drop_schema(&client, &schema).await;
+}

@@ -313,3 +313,118 @@ async fn a_backlog_is_written_in_up_to_concurrency_batches_at_once() {
     let sink = backlog_through(1).await;
     assert_eq!(sink.most.load(Ordering::SeqCst), 1);
 }
+
+/// Refuses (an `invalid` error, as PostgreSQL's data errors are) every batch holding a
+/// record whose endpoint is `/bad`; keeps the rest. Counts writes.
+#[derive(Default)]
+struct RefusingSink {
+    writes: AtomicUsize,
+    records: Mutex<Vec<AuditRecord>>,
+}
+
+impl AuditSink for RefusingSink {
+    fn write<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BackendError>> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        let result = if batch.iter().any(|r| r.endpoint == "/bad") {
+            Err(BackendError::invalid("refusing", "data exception"))
+        } else {
+            self.records.lock().unwrap().extend_from_slice(batch);
+            Ok(())
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+fn bad(n: usize) -> AuditRecord {
+    AuditRecord {
+        endpoint: "/bad".into(),
+        ..record(n)
+    }
+}
+
+#[tokio::test]
+async fn records_the_sink_refuses_are_dropped_alone_and_the_rest_is_written() {
+    let dir = spool_dir();
+    let sink = Arc::new(RefusingSink::default());
+    let writer = AuditWriter::spawn(
+        sink.clone(),
+        fast()
+            .max_batch(10)
+            .flush_interval(Duration::from_secs(3600))
+            .spool_dir(&dir),
+    )
+    .unwrap();
+    // One batch of ten with two refused records; then a clean batch.
+    for n in 0..20 {
+        writer.push(if n == 3 || n == 8 { bad(n) } else { record(n) });
+    }
+    until("the good records", || {
+        sink.records.lock().unwrap().len() == 18
+    })
+    .await;
+    let stats = writer.stats();
+    assert_eq!((stats.written, stats.dropped), (18, 2), "{stats:?}");
+    // Refusals are not retried, spooled, or taken for an outage.
+    assert_eq!((stats.retried, stats.spooled), (0, 0), "{stats:?}");
+    assert_eq!(writer.spool_segments(), 0);
+    // Halving finds each refused record in about 2 * log2(10) writes (15 for this
+    // batch), plus one for the clean batch.
+    let writes = sink.writes.load(Ordering::SeqCst);
+    assert!(writes <= 16, "{writes} writes");
+    writer.shutdown(Duration::from_secs(1)).await;
+    let written: Vec<uuid::Uuid> = sink.records.lock().unwrap().iter().map(|r| r.id).collect();
+    assert_unique(&written, 18);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_record_in_the_spool_does_not_block_its_replay() {
+    use std::io::Write;
+    let dir = spool_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut segment = Vec::new();
+    for n in 0..5 {
+        let r = if n == 2 { bad(n) } else { record(n) };
+        serde_json::to_writer(&mut segment, &r).unwrap();
+        segment.push(b'\n');
+    }
+    std::fs::File::create(dir.join(format!("{:020}.spool", 0)))
+        .unwrap()
+        .write_all(&segment)
+        .unwrap();
+    let sink = Arc::new(RefusingSink::default());
+    let writer = AuditWriter::spawn(sink.clone(), fast().spool_dir(&dir)).unwrap();
+    writer.push(record(10));
+    until("the replay and the new record", || {
+        sink.records.lock().unwrap().len() == 5
+    })
+    .await;
+    until("the spool emptied", || writer.spool_segments() == 0).await;
+    let report = writer.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(
+        (report.totals.written, report.totals.dropped),
+        (5, 1),
+        "{report:?}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn nuls_in_pushed_records_are_replaced() {
+    let sink = Arc::new(FlakySink::default());
+    let writer = AuditWriter::spawn(sink.clone(), fast()).unwrap();
+    let mut r = record(0);
+    r.endpoint = "/x\0".into();
+    r.query_params = serde_json::json!({"q\u{0}": "a\u{0}"});
+    r.user_id = Some("u\0".into());
+    writer.push(r);
+    until("the record", || sink.ids().len() == 1).await;
+    writer.shutdown(Duration::from_secs(1)).await;
+    let got = sink.records.lock().unwrap()[0].clone();
+    assert_eq!(got.endpoint, "/x\u{fffd}");
+    assert_eq!(
+        got.query_params,
+        serde_json::json!({"q\u{fffd}": "a\u{fffd}"})
+    );
+    assert_eq!(got.user_id.as_deref(), Some("u\u{fffd}"));
+}

@@ -24,6 +24,14 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// `write` must be all-or-nothing as far as the caller can tell and idempotent per record
 /// id: the writer retries a failed batch, and replays spooled batches that may already
 /// have been written once.
+///
+/// The error's kind tells the writer what to do. An `invalid` error
+/// ([`BackendError::invalid`]) means the sink refused the batch's data and would refuse
+/// it again as it is (PostgreSQL: a data exception, a constraint violation, an index row
+/// too large): the writer then writes the batch in halves to find the records refused,
+/// drops and counts only those (`dropped{reason="sink-refused"}`, logged by record id),
+/// and writes the rest. Any other error (unavailable, timed out) is retried, then the
+/// batch is spooled and replayed once the sink is healthy again.
 pub trait AuditSink: Send + Sync + 'static {
     /// Writes `batch`.
     fn write<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BackendError>>;

@@ -96,14 +96,29 @@ fn encode_row(buf: &mut BytesMut, row: &[&(dyn ToSql + Sync)]) -> Result<(), Bac
     Ok(())
 }
 
+/// A database error whose SQLSTATE says the rows themselves were refused (class 22 data
+/// exception, 23 integrity constraint violation, 54 program limit exceeded, such as an
+/// index row too large) becomes an `invalid` error: the same rows would be refused
+/// again, so the writer isolates and drops them instead of retrying. Anything else
+/// (connection, server state, permissions, schema) is `unavailable`: retried and spooled.
 fn err(e: tokio_postgres::Error) -> BackendError {
     match e.as_db_error() {
-        Some(db) => BackendError::unavailable(
-            BACKEND,
-            format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
-        ),
+        Some(db) => {
+            let code = db.code().code();
+            let text = format!("{} ({code}): {}", db.severity(), db.message());
+            if refuses_rows(code) {
+                BackendError::invalid(BACKEND, text)
+            } else {
+                BackendError::unavailable(BACKEND, text)
+            }
+        }
         None => BackendError::unavailable(BACKEND, e),
     }
+}
+
+/// Whether SQLSTATE `code` is about the data written rather than the server.
+fn refuses_rows(code: &str) -> bool {
+    matches!(code.get(..2), Some("22" | "23" | "54"))
 }
 
 /// Checks that `schema` is a plain lower-case identifier (`[a-z_][a-z0-9_]*`, at most 63).
@@ -389,7 +404,15 @@ impl AuditSink for PostgresSink {
     fn write<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let conn = self.checkout().await?;
-            self.write_batch(&conn, batch).await?;
+            if let Err(e) = self.write_batch(&conn, batch).await {
+                // A month partition dropped behind our back (retention, by hand) is
+                // refused as "no partition" (23514): look them up again next time.
+                self.months
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+                return Err(e);
+            }
             // Only a connection that finished its batch goes back; after an error (or a
             // cancelled write) it is closed, and the next write starts afresh.
             self.idle
@@ -424,6 +447,19 @@ mod tests {
         // 2024-02-29T12:00:00Z and 2024-03-01T00:00:00Z
         assert_eq!(at(1_709_208_000), (2024 - 1970) * 12 + 1);
         assert_eq!(at(1_709_251_200), (2024 - 1970) * 12 + 2);
+    }
+
+    #[test]
+    fn data_errors_refuse_rows_and_the_rest_is_an_outage() {
+        // 22P05 (\u0000 in jsonb), 22021 (NUL in text), 23514 (check, no partition),
+        // 54000 (index row too large).
+        for code in ["22P05", "22021", "23514", "54000"] {
+            assert!(refuses_rows(code), "{code}");
+        }
+        // Connection, shutdown, permissions, missing table, serialization.
+        for code in ["08006", "57P01", "42501", "42P01", "40001", "53300", ""] {
+            assert!(!refuses_rows(code), "{code}");
+        }
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub struct AuditStats {
     pub retried: u64,
     /// Records appended to the disk spool.
     pub spooled: u64,
-    /// Records lost: `drop_oldest` evictions, or no spool to fall back to.
+    /// Records lost: `drop_oldest` evictions, no spool to fall back to, spool errors,
+    /// unreadable spool lines, or records whose data the sink refused.
     pub dropped: u64,
     /// Requests refused with 503 under the `reject` policy.
     pub rejected: u64,
@@ -247,8 +248,10 @@ impl AuditWriter {
         true
     }
 
-    /// Queues a record (applying the overflow policy when the queue is full).
-    pub fn push(&self, record: AuditRecord) {
+    /// Queues a record (applying the overflow policy when the queue is full). NULs in its
+    /// text are replaced with U+FFFD (PostgreSQL cannot store them).
+    pub fn push(&self, mut record: AuditRecord) {
+        record.scrub_nul();
         self.push_item(Item::Record(Box::new(record)), false);
     }
 

@@ -134,8 +134,12 @@ pub(crate) fn read_segment(path: &Path) -> io::Result<(Vec<AuditRecord>, usize)>
         if line.is_empty() {
             continue;
         }
-        match serde_json::from_str(&line) {
-            Ok(r) => records.push(r),
+        match serde_json::from_str::<AuditRecord>(&line) {
+            Ok(mut r) => {
+                // Segments spooled by an earlier version may hold NULs.
+                r.scrub_nul();
+                records.push(r);
+            }
             Err(e) => {
                 bad += 1;
                 tracing::warn!(path = %path.display(), "skipping unreadable spool line: {e}");

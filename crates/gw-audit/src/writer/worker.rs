@@ -1,10 +1,11 @@
 //! The background worker: batches, retries, spool replay, drain on shutdown.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures_util::future::join_all;
-use gw_core::BackendError;
+use gw_core::{BackendError, BackendErrorKind};
 use tokio::time::{Instant, MissedTickBehavior, sleep, timeout_at};
 
 use super::spool::read_segment;
@@ -165,23 +166,84 @@ impl Worker {
         let results = join_all(
             batches
                 .iter()
-                .map(|batch| self.write_with_retries(batch, attempts, deadline)),
+                .map(|batch| self.write_isolating(batch, attempts, deadline)),
         )
         .await;
-        for (batch, result) in batches.iter().zip(results) {
-            match result {
-                Ok(()) => {
-                    self.shared.counters.written(batch.len());
+        for (batch, done) in batches.iter().zip(results) {
+            if done.written > 0 {
+                self.shared.counters.written(done.written);
+            }
+            match done.failed {
+                None => {
                     if !self.healthy {
                         tracing::info!("audit sink healthy again");
                     }
                     self.healthy = true;
                 }
-                Err(e) => {
+                Some((e, rest)) => {
                     self.mark_failed(&e);
-                    self.shared.spool_or_drop(batch, true);
+                    for range in rest {
+                        self.shared.spool_or_drop(&batch[range], true);
+                    }
                 }
             }
+        }
+    }
+
+    /// Writes `batch` with retries. When the sink refuses its data (an `invalid` error,
+    /// see [`AuditSink`]), writes it in halves to find the records it refuses, drops and
+    /// counts only those, and writes the rest. Stops at the first other failure and
+    /// returns the parts not written, in order.
+    async fn write_isolating(
+        &self,
+        batch: &[AuditRecord],
+        attempts: u32,
+        deadline: Option<Instant>,
+    ) -> Written {
+        let mut done = Written {
+            written: 0,
+            refused: 0,
+            failed: None,
+        };
+        // Parts still to write, the next one last.
+        let mut todo: Vec<Range<usize>> = Vec::with_capacity(8);
+        todo.push(0..batch.len());
+        while let Some(range) = todo.pop() {
+            let part = &batch[range.clone()];
+            match self.write_with_retries(part, attempts, deadline).await {
+                Ok(()) => done.written += part.len(),
+                Err(e) if refused(&e) => match part {
+                    [record] => {
+                        self.drop_refused(record, &e);
+                        done.refused += 1;
+                    }
+                    _ => {
+                        let mid = range.start + part.len() / 2;
+                        todo.push(mid..range.end);
+                        todo.push(range.start..mid);
+                    }
+                },
+                Err(e) => {
+                    let rest: Vec<Range<usize>> = std::iter::once(range)
+                        .chain(todo.into_iter().rev())
+                        .collect();
+                    done.failed = Some((e, rest));
+                    break;
+                }
+            }
+        }
+        done
+    }
+
+    /// Counts and logs (by id, rate-limited) one record the sink refused.
+    fn drop_refused(&self, record: &AuditRecord, e: &BackendError) {
+        if self.shared.counters.dropped(1, "sink-refused") {
+            tracing::error!(
+                id = %record.id,
+                correlation_id = %record.correlation_id,
+                total = self.shared.counters.dropped.load(Ordering::Relaxed),
+                "audit sink refused a record, dropped: {e}"
+            );
         }
     }
 
@@ -199,7 +261,10 @@ impl Worker {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
-            if attempt == attempts || deadline.is_some_and(|d| Instant::now() + delay >= d) {
+            if refused(&e)
+                || attempt == attempts
+                || deadline.is_some_and(|d| Instant::now() + delay >= d)
+            {
                 return Err(e);
             }
             attempt += 1;
@@ -231,7 +296,7 @@ impl Worker {
             Ok((records, bad)) => {
                 self.shared.counters.dropped(bad, "spool-corrupt");
                 // Keep only what is readable, so the loss is counted once.
-                if let Err(e) = rewrite(&path, &records) {
+                if let Err(e) = rewrite(&path, records.iter()) {
                     tracing::error!("audit spool rewrite failed: {e}");
                 }
                 records
@@ -241,25 +306,32 @@ impl Worker {
                 return false;
             }
         };
-        let mut done = 0;
         let chunk_size = self
             .shared
             .config
             .batch_size
             .max(self.shared.config.max_batch);
+        let mut start = 0;
         for chunk in records.chunks(chunk_size) {
-            if let Err(e) = self.write_once(chunk, None).await {
+            let done = self.write_isolating(chunk, 0, None).await;
+            if done.written > 0 {
+                self.shared.counters.written(done.written);
+            }
+            if let Some((e, rest)) = done.failed {
                 self.mark_failed(&e);
-                if done > 0 {
+                if start > 0 || done.written + done.refused > 0 {
                     // Keep only what is left, so a later replay does not count twice.
-                    if let Err(e) = rewrite(&path, &records[done..]) {
+                    let left = rest
+                        .into_iter()
+                        .flat_map(|r| &chunk[r])
+                        .chain(&records[start + chunk.len()..]);
+                    if let Err(e) = rewrite(&path, left) {
                         tracing::error!("audit spool rewrite failed: {e}");
                     }
                 }
                 return false;
             }
-            done += chunk.len();
-            self.shared.counters.written(chunk.len());
+            start += chunk.len();
         }
         self.healthy = true;
         if let Err(e) = std::fs::remove_file(&path) {
@@ -316,8 +388,24 @@ impl Worker {
     }
 }
 
-fn rewrite(path: &std::path::Path, records: &[AuditRecord]) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(records.len() * 512);
+/// Whether the sink refused the batch's data (it would refuse it again as it is).
+fn refused(e: &BackendError) -> bool {
+    e.kind == BackendErrorKind::Invalid
+}
+
+/// What became of one batch in [`Worker::write_isolating`].
+struct Written {
+    written: usize,
+    refused: usize,
+    /// A failure the sink may recover from, and the parts of the batch not written.
+    failed: Option<(BackendError, Vec<Range<usize>>)>,
+}
+
+fn rewrite<'a>(
+    path: &std::path::Path,
+    records: impl IntoIterator<Item = &'a AuditRecord>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
     for r in records {
         serde_json::to_writer(&mut buf, r)?;
         buf.push(b'\n');

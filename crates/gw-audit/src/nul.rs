@@ -1,0 +1,182 @@
+//! U+0000 in record text: PostgreSQL's `text` and `jsonb` refuse it, so it is replaced
+//! with U+FFFD before a record reaches the queue, the spool or a sink.
+//!
+//! What the layer captures is clean by construction where it can be: header names and
+//! values and the request path cannot hold a NUL (`http` refuses them), the query decoder
+//! writes U+FFFD for `%00`, and a captured JSON body is scrubbed when its text holds a
+//! `\u0000` escape (the only way JSON can carry a NUL). The rest (the caller's identity,
+//! names an authorization layer recorded, records pushed by hand or read back from the
+//! spool) is checked with [`AuditRecord::scrub_nul`] or its parts.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::record::AuditRecord;
+
+/// What a NUL becomes.
+pub(crate) const REPLACEMENT: char = '\u{fffd}';
+
+/// Whether JSON text `bytes` may hold an escaped NUL (`\u0000`); false positives (an
+/// escaped backslash followed by `u0000`) only cost a scrub that finds nothing.
+pub(crate) fn may_hold_escaped_nul(bytes: &[u8]) -> bool {
+    bytes
+        .split(|&b| b == b'\\')
+        .skip(1)
+        .any(|after| after.starts_with(b"u0000"))
+}
+
+/// `s` without NULs, copied only if it has one.
+fn replaced(s: &str) -> Option<String> {
+    s.contains('\0')
+        .then(|| s.replace('\0', REPLACEMENT.encode_utf8(&mut [0; 4])))
+}
+
+pub(crate) fn scrub_string(s: &mut String) {
+    if let Some(clean) = replaced(s) {
+        *s = clean;
+    }
+}
+
+pub(crate) fn scrub_arc(s: &mut Arc<str>) {
+    if let Some(clean) = replaced(s) {
+        *s = clean.into();
+    }
+}
+
+pub(crate) fn scrub_cow(s: &mut Cow<'static, str>) {
+    if let Some(clean) = replaced(s) {
+        *s = Cow::Owned(clean);
+    }
+}
+
+fn scrub_opt_arc(s: &mut Option<Arc<str>>) {
+    if let Some(s) = s {
+        scrub_arc(s);
+    }
+}
+
+fn scrub_opt_string(s: &mut Option<String>) {
+    if let Some(s) = s {
+        scrub_string(s);
+    }
+}
+
+/// Replaces NULs in every string and object key of `value`.
+pub(crate) fn scrub_value(value: &mut Value) {
+    match value {
+        Value::String(s) => scrub_string(s),
+        Value::Array(items) => items.iter_mut().for_each(scrub_value),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(map);
+                *map = old
+                    .into_iter()
+                    .map(|(k, v)| (replaced(&k).unwrap_or(k), v))
+                    .collect::<Map<_, _>>();
+            }
+            map.values_mut().for_each(scrub_value);
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+impl AuditRecord {
+    /// Replaces NULs in the text that comes from the caller's identity and from inner
+    /// layers (user, customer, e-mail, roles, decisions, action, resource): the layer's
+    /// own captures are clean by construction (see the module docs).
+    pub(crate) fn scrub_nul_identity(&mut self) {
+        scrub_opt_arc(&mut self.user_id);
+        scrub_opt_arc(&mut self.customer_id);
+        scrub_opt_arc(&mut self.email);
+        if self.roles.iter().any(|r| r.contains('\0')) {
+            self.roles = self
+                .roles
+                .iter()
+                .map(|r| replaced(r).unwrap_or_else(|| r.clone()))
+                .collect();
+        }
+        for d in &mut self.decisions {
+            scrub_cow(&mut d.policy);
+            if let Some(reason) = &mut d.reason {
+                scrub_cow(reason);
+            }
+        }
+        self.policies_evaluated.iter_mut().for_each(scrub_cow);
+        scrub_opt_string(&mut self.action);
+        scrub_opt_string(&mut self.resource);
+        scrub_opt_string(&mut self.resource_id);
+    }
+
+    /// Replaces NULs in every string of the record: for records built elsewhere
+    /// ([`AuditWriter::push`](crate::AuditWriter::push)) or read back from the spool.
+    pub(crate) fn scrub_nul(&mut self) {
+        self.scrub_nul_identity();
+        scrub_arc(&mut self.correlation_id);
+        scrub_opt_arc(&mut self.causation_id);
+        if let Some(g) = &mut self.gateway_type {
+            scrub_cow(g);
+        }
+        scrub_string(&mut self.request_id);
+        scrub_cow(&mut self.http_method);
+        scrub_string(&mut self.endpoint);
+        scrub_value(&mut self.query_params);
+        if let Some(body) = &mut self.request_body {
+            scrub_value(body);
+        }
+        self.request_headers.scrub_nul();
+        self.response_headers.scrub_nul();
+        for d in &mut self.decisions {
+            scrub_cow(&mut d.layer);
+            scrub_cow(&mut d.outcome);
+        }
+        if let Some(t) = &mut self.error_type {
+            scrub_cow(t);
+        }
+        if let Some(m) = &mut self.error_message {
+            scrub_cow(m);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn escaped_nuls_are_spotted_and_scrubbed_in_strings_and_keys() {
+        assert!(may_hold_escaped_nul(br#"{"a":"\u0000"}"#));
+        assert!(may_hold_escaped_nul(br#"{"\u0000":1}"#));
+        assert!(!may_hold_escaped_nul(br#"{"a":"\u0001","b":"\\"}"#));
+        let mut v: Value =
+            serde_json::from_slice(br#"{"a\u0000":["x\u0000y",{"k":"\u0000"}],"n":1}"#).unwrap();
+        scrub_value(&mut v);
+        assert_eq!(
+            v,
+            json!({"a\u{fffd}": ["x\u{fffd}y", {"k": "\u{fffd}"}], "n": 1})
+        );
+        assert!(!v.to_string().contains("\\u0000"));
+    }
+
+    #[test]
+    fn every_text_field_of_a_record_is_scrubbed() {
+        let mut r = crate::record::sample(1);
+        r.user_id = Some("u\0".into());
+        r.email = Some("e\0@x".into());
+        r.roles = vec!["r\0".to_owned()].into();
+        r.endpoint = "/p\0".into();
+        r.correlation_id = "c\0".into();
+        r.resource_id = Some("id\0".into());
+        r.query_params = json!({"q\0": "\0"});
+        r.request_body = Some(json!({"b": ["\0"]}));
+        r.error_message = Some(Cow::Owned("m\0".into()));
+        r.decisions[0].reason = Some(Cow::Owned("why\0".into()));
+        r.scrub_nul();
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(!text.contains("\\u0000"), "{text}");
+        assert_eq!(r.user_id.as_deref(), Some("u\u{fffd}"));
+        assert_eq!(r.query_params, json!({"q\u{fffd}": "\u{fffd}"}));
+    }
+}
