@@ -676,3 +676,34 @@ async fn rows_refused_for_their_data_are_an_invalid_error() {
     assert_eq!(count(&client, &schema).await, (1, 1));
     drop_schema(&client, &schema).await;
 }
+
+/// A path longer than a B-tree index row may be (PostgreSQL refuses such a row with
+/// 54000) is stored cut to `MAX_INDEXED_TEXT` bytes, not lost.
+#[tokio::test]
+async fn an_overlong_endpoint_is_stored_cut_to_what_the_index_holds() {
+    use gw_audit::sink::MAX_INDEXED_TEXT;
+    let (client, schema) = schema().await;
+    let sink = sink(&schema);
+    let mut r = record("u", "c", SystemTime::now());
+    // Random hex: incompressible enough that the index cannot squeeze it under its
+    // limit (a UUIDv7 list, with its shared prefixes, would compress).
+    r.endpoint = (0..400u64)
+        .map(|i| {
+            use std::hash::{BuildHasher, RandomState};
+            format!("{:016x}", RandomState::new().hash_one(i))
+        })
+        .collect::<Vec<_>>()
+        .concat();
+    r.endpoint.insert(0, '/');
+    sink.write(std::slice::from_ref(&r)).await.unwrap();
+    let row = client
+        .query_one(
+            &format!("SELECT endpoint FROM {schema}.gateway_audit_logs"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let stored: String = row.get(0);
+    assert_eq!(stored, r.endpoint[..MAX_INDEXED_TEXT]);
+    drop_schema(&client, &schema).await;
+}

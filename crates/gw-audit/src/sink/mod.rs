@@ -14,7 +14,7 @@ pub(crate) mod postgres;
 
 pub use jsonl::JsonLinesSink;
 #[cfg(feature = "postgres")]
-pub use postgres::{MIGRATION, PostgresSink, migrate};
+pub use postgres::{MAX_INDEXED_TEXT, MIGRATION, PostgresSink, migrate};
 
 /// A boxed, sendable future, as sinks return it.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -179,7 +179,8 @@ impl Drop for Conn {
 /// the statement needs only `INSERT` under row-level security, as a named target would
 /// also apply the `SELECT` policies to the new rows). The commit is synchronous (the
 /// server's `synchronous_commit`): a batch the sink reported written is durable. Month
-/// partitions are created on demand.
+/// partitions are created on demand. Text in indexed columns is cut to
+/// [`MAX_INDEXED_TEXT`] bytes (a request path can be longer than an index row may be).
 ///
 /// Concurrent writes (the writer's [`concurrency`](crate::WriterConfig::concurrency))
 /// each use their own connection: connections are opened lazily, one per write in
@@ -331,15 +332,16 @@ impl PostgresSink {
             let roles: &[String] = &r.roles;
             let decisions = Json(&r.decisions);
             let res_headers = Json(&r.response_headers);
-            let gateway_type = r.gateway_type.as_deref();
+            let gateway_type = r.gateway_type.as_deref().map(indexed);
             let http_method: &str = &r.http_method;
             let error_type = r.error_type.as_deref();
             let error_message = r.error_message.as_deref();
-            let correlation_id: &str = &r.correlation_id;
-            let causation_id = r.causation_id.as_deref();
+            let correlation_id = indexed(&r.correlation_id);
+            let causation_id = r.causation_id.as_deref().map(indexed);
+            let endpoint = indexed(&r.endpoint);
             let (user_id, customer_id, email) = (
-                r.user_id.as_deref(),
-                r.customer_id.as_deref(),
+                r.user_id.as_deref().map(indexed),
+                r.customer_id.as_deref().map(indexed),
                 r.email.as_deref(),
             );
             let row: [&(dyn ToSql + Sync); 29] = [
@@ -350,7 +352,7 @@ impl PostgresSink {
                 &gateway_type,
                 &r.request_id,
                 &http_method,
-                &r.endpoint,
+                &endpoint,
                 &query,
                 &req_headers,
                 &body,
@@ -424,6 +426,24 @@ impl AuditSink for PostgresSink {
     }
 }
 
+/// Longest text stored in an indexed column (`endpoint`, `correlation_id`,
+/// `causation_id`, `user_id`, `customer_id`, `gateway_type`), in bytes. A B-tree index
+/// row holds at most 2704 bytes: a longer value (a client can send a path of any length)
+/// would make PostgreSQL refuse the row, and the record would be lost.
+pub const MAX_INDEXED_TEXT: usize = 2048;
+
+/// `s` cut to at most [`MAX_INDEXED_TEXT`] bytes, on a character boundary.
+fn indexed(s: &str) -> &str {
+    if s.len() <= MAX_INDEXED_TEXT {
+        return s;
+    }
+    let mut end = MAX_INDEXED_TEXT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Months since 1970-01 (UTC) of `t`.
 fn month_index(t: SystemTime) -> i64 {
     let secs = match t.duration_since(UNIX_EPOCH) {
@@ -460,6 +480,15 @@ mod tests {
         for code in ["08006", "57P01", "42501", "42P01", "40001", "53300", ""] {
             assert!(!refuses_rows(code), "{code}");
         }
+    }
+
+    #[test]
+    fn indexed_text_is_cut_on_a_character_boundary() {
+        assert_eq!(indexed("/a"), "/a");
+        let long = format!("/{}", "é".repeat(MAX_INDEXED_TEXT));
+        let cut = indexed(&long);
+        assert!(cut.len() <= MAX_INDEXED_TEXT && cut.len() >= MAX_INDEXED_TEXT - 1);
+        assert!(long.starts_with(cut));
     }
 
     #[test]
