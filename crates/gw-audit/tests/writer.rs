@@ -428,3 +428,73 @@ async fn nuls_in_pushed_records_are_replaced() {
     );
     assert_eq!(got.user_id.as_deref(), Some("u\u{fffd}"));
 }
+
+/// A crash mid-append can cut a line inside a multi-byte character: that line is counted
+/// lost like any torn line, and the rest of its segment and later segments are replayed.
+#[tokio::test]
+async fn a_line_torn_inside_a_character_is_counted_and_replay_goes_on() {
+    use std::io::Write;
+    let dir = spool_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let line = |n: usize| {
+        let mut r = record(n);
+        r.endpoint = "/caf\u{e9}".into();
+        let mut l = serde_json::to_vec(&r).unwrap();
+        l.push(b'\n');
+        l
+    };
+    let mut first = [line(0), line(1)].concat();
+    let torn = line(2);
+    let cut = torn.iter().position(|&b| b == 0xc3).unwrap() + 1;
+    first.extend_from_slice(&torn[..cut]);
+    std::fs::File::create(dir.join(format!("{:020}.spool", 0)))
+        .unwrap()
+        .write_all(&first)
+        .unwrap();
+    let second: Vec<u8> = (10..20).flat_map(line).collect();
+    std::fs::File::create(dir.join(format!("{:020}.spool", 1)))
+        .unwrap()
+        .write_all(&second)
+        .unwrap();
+
+    let sink = Arc::new(FlakySink::default());
+    let writer = AuditWriter::spawn(sink.clone(), fast().spool_dir(&dir)).unwrap();
+    for n in 100..105 {
+        writer.push(record(n));
+    }
+    until("every readable record", || sink.ids().len() == 17).await;
+    until("the spool emptied", || writer.spool_segments() == 0).await;
+    let report = writer.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(report.totals.dropped, 1, "{report:?}");
+    assert_unique(&sink.ids(), 17);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A segment that cannot be read at all is moved aside (kept for inspection) instead of
+/// holding up the segments after it forever.
+#[tokio::test]
+async fn an_unreadable_segment_is_moved_aside_and_the_next_ones_replayed() {
+    use std::io::Write;
+    let dir = spool_dir();
+    // A directory where a segment should be: opening works, reading fails (EISDIR).
+    std::fs::create_dir_all(dir.join(format!("{:020}.spool", 0))).unwrap();
+    let good: Vec<u8> = (0..10)
+        .flat_map(|n| {
+            let mut l = serde_json::to_vec(&record(n)).unwrap();
+            l.push(b'\n');
+            l
+        })
+        .collect();
+    std::fs::File::create(dir.join(format!("{:020}.spool", 1)))
+        .unwrap()
+        .write_all(&good)
+        .unwrap();
+
+    let sink = Arc::new(FlakySink::default());
+    let writer = AuditWriter::spawn(sink.clone(), fast().spool_dir(&dir)).unwrap();
+    until("the readable segment", || sink.ids().len() == 10).await;
+    until("the spool emptied", || writer.spool_segments() == 0).await;
+    writer.shutdown(Duration::from_secs(1)).await;
+    assert!(dir.join(format!("{:020}.unreadable", 0)).exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}

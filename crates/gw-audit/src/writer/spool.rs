@@ -8,6 +8,8 @@ use std::sync::Mutex;
 use crate::record::AuditRecord;
 
 const SUFFIX: &str = ".spool";
+/// Extension of a segment moved aside because it could not be read.
+const QUARANTINE: &str = "unreadable";
 
 struct Current {
     seq: u64,
@@ -19,6 +21,8 @@ struct Current {
 struct State {
     current: Option<Current>,
     next_seq: u64,
+    /// Unreadable segments that could not be moved aside.
+    skipped: Vec<u64>,
 }
 
 /// Segments `{seq:020}.spool` in one directory. Appends go to the open segment until it
@@ -47,6 +51,7 @@ impl Spool {
             state: Mutex::new(State {
                 current: None,
                 next_seq,
+                skipped: Vec::new(),
             }),
         })
     }
@@ -104,7 +109,8 @@ impl Spool {
     /// The oldest segment ready for replay, sealing the open one if it is the only one.
     pub(crate) fn oldest(&self) -> io::Result<Option<PathBuf>> {
         let mut state = self.lock();
-        let segments = list(&self.dir)?;
+        let mut segments = list(&self.dir)?;
+        segments.retain(|(seq, _)| !state.skipped.contains(seq));
         let open = state.current.as_ref().map(|c| c.seq);
         if let Some((_, path)) = segments.iter().find(|(seq, _)| Some(*seq) != open) {
             return Ok(Some(path.clone()));
@@ -118,23 +124,56 @@ impl Spool {
         }
     }
 
+    /// Moves a segment that cannot be read aside (renamed `*.unreadable`, kept for
+    /// inspection), so that it does not hold up the segments after it. If even the
+    /// rename fails, the segment is skipped for the rest of this process's life.
+    pub(crate) fn quarantine(&self, path: &Path) {
+        let aside = path.with_extension(QUARANTINE);
+        match fs::rename(path, &aside) {
+            Ok(()) => tracing::error!(
+                path = %aside.display(),
+                "audit spool segment unreadable: moved aside, its records are not replayed"
+            ),
+            Err(e) => {
+                tracing::error!(
+                    path = %path.display(),
+                    "audit spool segment unreadable and not moved aside ({e}): skipped"
+                );
+                if let Some(seq) = seq_of(path) {
+                    self.lock().skipped.push(seq);
+                }
+            }
+        }
+        metrics::counter!("gw_audit_spool_segments_quarantined_total").increment(1);
+    }
+
     /// Number of segment files on disk.
     pub(crate) fn segments(&self) -> usize {
         list(&self.dir).map_or(0, |l| l.len())
     }
 }
 
-/// Reads a segment; unreadable lines (a torn last line after a crash) are skipped with
-/// a warning and returned as a count, so the caller can count them lost.
+/// Reads a segment; unreadable lines (a torn last line after a crash, even one cut inside
+/// a multi-byte character) are skipped with a warning and returned as a count, so the
+/// caller can count them lost. Lines are split as bytes: only an I/O error fails the
+/// whole segment.
 pub(crate) fn read_segment(path: &Path) -> io::Result<(Vec<AuditRecord>, usize)> {
     let mut records = Vec::new();
     let mut bad = 0;
-    for line in BufReader::new(File::open(path)?).lines() {
-        let line = line?;
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
         if line.is_empty() {
             continue;
         }
-        match serde_json::from_str::<AuditRecord>(&line) {
+        match serde_json::from_slice::<AuditRecord>(&line) {
             Ok(mut r) => {
                 // Segments spooled by an earlier version may hold NULs.
                 r.scrub_nul();
@@ -149,16 +188,18 @@ pub(crate) fn read_segment(path: &Path) -> io::Result<(Vec<AuditRecord>, usize)>
     Ok((records, bad))
 }
 
+fn seq_of(path: &Path) -> Option<u64> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(SUFFIX))
+        .and_then(|n| n.parse::<u64>().ok())
+}
+
 fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
-        let seq = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(SUFFIX))
-            .and_then(|n| n.parse::<u64>().ok());
-        if let Some(seq) = seq {
+        if let Some(seq) = seq_of(&path) {
             out.push((seq, path));
         }
     }
@@ -212,6 +253,15 @@ mod tests {
         f.write_all(b"{\"id\":\"01").unwrap();
         let (records, bad) = read_segment(&torn).unwrap();
         assert_eq!((records.len(), bad), (1, 1));
+
+        // So is a line cut inside a multi-byte character, and the lines after it count.
+        let mut f = OpenOptions::new().append(true).open(&torn).unwrap();
+        f.write_all(b"\n{\"endpoint\":\"/caf\xc3\n").unwrap();
+        let mut line = serde_json::to_vec(&sample(6)).unwrap();
+        line.push(b'\n');
+        f.write_all(&line).unwrap();
+        let (records, bad) = read_segment(&torn).unwrap();
+        assert_eq!((records.len(), bad), (2, 2));
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -303,7 +303,8 @@ impl Worker {
             }
             Err(e) => {
                 tracing::error!(path = %path.display(), "audit spool segment unreadable: {e}");
-                return false;
+                spool.quarantine(&path);
+                return true;
             }
         };
         let chunk_size = self
