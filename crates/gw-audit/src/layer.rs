@@ -81,8 +81,12 @@ impl AuditLayer {
         self.map(|c| c.redactor.add_headers(extra))
     }
 
-    /// Redacts these JSON body and query fields too (case-insensitive), besides the
-    /// default list (`password`, `secret`, `token`, ...).
+    /// Redacts these JSON body and query fields too, besides the defaults (names
+    /// holding a word of [`SECRET_FIELD_WORDS`](crate::SECRET_FIELD_WORDS) such as
+    /// `token`, `secret`, `password`, `apikey`, and the names in
+    /// [`DEFAULT_REDACTED_FIELDS`](crate::DEFAULT_REDACTED_FIELDS)). Names are compared
+    /// exactly in normal form: last `[...]` or `.` part, lower case, without `-`, `_`
+    /// and spaces (`session_id` also redacts `sessionId` and `user[session-id]`).
     pub fn redact_fields<T: Into<String>>(self, names: impl IntoIterator<Item = T>) -> Self {
         let extra: Vec<String> = names.into_iter().map(Into::into).collect();
         self.map(|c| c.redactor.add_fields(extra))

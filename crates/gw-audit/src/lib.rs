@@ -71,7 +71,7 @@ pub use body::AuditBody;
 pub use future::ResponseFuture;
 pub use layer::{AuditLayer, DEFAULT_BODY_CAP};
 pub use record::{AuditDecision, AuditRecord, HeaderFields};
-pub use redact::{DEFAULT_REDACTED_FIELDS, DEFAULT_REDACTED_HEADERS, REDACTED};
+pub use redact::{DEFAULT_REDACTED_FIELDS, DEFAULT_REDACTED_HEADERS, REDACTED, SECRET_FIELD_WORDS};
 pub use service::Audit;
 pub use sink::{AuditSink, JsonLinesSink, MemorySink};
 #[cfg(feature = "postgres")]

@@ -1,4 +1,7 @@
 //! Redaction of headers, query parameters and JSON body fields.
+//!
+//! Headers are matched by exact name; body and query fields by the rules in [`names`]
+//! (normalized names, secret words anywhere in them).
 
 use std::sync::Arc;
 
@@ -9,12 +12,19 @@ use serde_json::{Map, Value};
 
 use crate::record::HeaderFields;
 
+mod names;
+
+use names::Secrecy;
+pub use names::{DEFAULT_REDACTED_FIELDS, SECRET_FIELD_WORDS};
+
 /// What a redacted value is replaced with.
 pub const REDACTED: &str = "***REDACTED***";
 
 /// Headers that are always redacted: `Authorization`, `Proxy-Authorization`, `Cookie`,
-/// `Set-Cookie`, `X-API-Key`, `X-Callback-Secret`, `X-Service-Signature`.
-pub const DEFAULT_REDACTED_HEADERS: [&str; 7] = [
+/// `Set-Cookie`, `X-API-Key`, `X-Callback-Secret`, `X-Service-Signature`,
+/// `X-Governor-Approval` (gw-policy's approval token) and `X-Auth-Token`. Header names are
+/// matched exactly (add others with `AuditLayer::redact_headers`).
+pub const DEFAULT_REDACTED_HEADERS: [&str; 9] = [
     "authorization",
     "proxy-authorization",
     "cookie",
@@ -22,20 +32,8 @@ pub const DEFAULT_REDACTED_HEADERS: [&str; 7] = [
     "x-api-key",
     "x-callback-secret",
     "x-service-signature",
-];
-
-/// Body and query fields redacted by default (matched case-insensitively, at any depth).
-pub const DEFAULT_REDACTED_FIELDS: [&str; 10] = [
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "access_token",
-    "refresh_token",
-    "api_key",
-    "apikey",
-    "client_secret",
-    "authorization",
+    "x-governor-approval",
+    "x-auth-token",
 ];
 
 /// The redaction rules of one [`AuditLayer`](crate::AuditLayer).
@@ -45,8 +43,9 @@ pub(crate) struct Redactor {
     // The `name_bit`s of the redacted header names: most other headers are told apart by
     // one test, without comparing names.
     header_bits: u64,
-    fields: Arc<[String]>,
-    // Bit `n` is set when a redacted field name is `n` bytes long (63 for 63 and more).
+    // Field names redacted on an exact match, in normal form (see `names`).
+    fields: Arc<[Box<[u8]>]>,
+    // Bit `n` is set when a listed field name is `n` bytes long (63 for 63 and more).
     field_lengths: u64,
 }
 
@@ -77,8 +76,8 @@ fn name_bit(name: &str) -> u64 {
     1 << (h % 64)
 }
 
-fn length_bit(name: &str) -> u64 {
-    1 << name.len().min(63)
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 impl Redactor {
@@ -90,11 +89,17 @@ impl Redactor {
         self.headers = all.into();
     }
 
-    /// Redacts the fields `names` too.
+    /// Redacts the fields `names` too (compared in normal form).
     pub(crate) fn add_fields(&mut self, names: impl IntoIterator<Item = String>) {
         let mut all = self.fields.to_vec();
-        all.extend(names);
-        self.field_lengths = all.iter().fold(0, |m, n| m | length_bit(n));
+        all.extend(
+            names
+                .into_iter()
+                .map(|n| names::normal(&n))
+                .filter(|n| !n.is_empty())
+                .map(|n| n.into_bytes().into_boxed_slice()),
+        );
+        self.field_lengths = all.iter().fold(0, |m, n| m | length_bit(n.len()));
         self.fields = all.into();
     }
 
@@ -112,20 +117,32 @@ impl Redactor {
         )
     }
 
-    fn is_redacted_field(&self, name: &str) -> bool {
-        self.field_lengths & length_bit(name) != 0
-            && self.fields.iter().any(|f| f.eq_ignore_ascii_case(name))
+    /// Whether field `name` is secret (see [`names`] for the rules).
+    fn secrecy(&self, name: &str) -> Secrecy {
+        names::with_normal(name, |n, may_hold_word| {
+            if self.field_lengths & length_bit(n.len()) != 0
+                && self.fields.iter().any(|f| **f == *n)
+            {
+                Secrecy::Secret
+            } else if may_hold_word {
+                names::words(n)
+            } else {
+                Secrecy::Plain
+            }
+        })
     }
 
-    /// Replaces the values of redacted fields, at any depth.
+    /// Replaces the values of secret fields, at any depth.
     pub(crate) fn json(&self, value: &mut Value) {
         match value {
             Value::Object(map) => {
                 for (k, v) in map.iter_mut() {
-                    if self.is_redacted_field(k) {
-                        *v = Value::String(REDACTED.to_owned());
-                    } else {
-                        self.json(v);
+                    match self.secrecy(k) {
+                        Secrecy::Secret => *v = Value::String(REDACTED.to_owned()),
+                        Secrecy::TokenCount if !v.is_number() => {
+                            *v = Value::String(REDACTED.to_owned());
+                        }
+                        Secrecy::TokenCount | Secrecy::Plain => self.json(v),
                     }
                 }
             }
@@ -140,10 +157,12 @@ impl Redactor {
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let k = percent_decode(k);
-            let v = if self.is_redacted_field(&k) {
-                REDACTED.to_owned()
-            } else {
-                percent_decode(v)
+            let v = match self.secrecy(&k) {
+                Secrecy::Secret => REDACTED.to_owned(),
+                Secrecy::TokenCount if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) => {
+                    REDACTED.to_owned()
+                }
+                Secrecy::TokenCount | Secrecy::Plain => percent_decode(v),
             };
             match map.entry(k) {
                 Entry::Vacant(slot) => {

@@ -470,3 +470,49 @@ async fn nuls_in_the_query_and_json_body_are_replaced() {
         )
     );
 }
+
+/// Secret-bearing names are found however they are spelled or nested; token counts stay.
+#[tokio::test]
+async fn secrets_are_redacted_under_any_spelling_and_token_counts_are_kept() {
+    let (writer, sink) = writer(WriterConfig::new()).await;
+    let svc = ServiceBuilder::new()
+        .layer(ProblemLayer::new())
+        .layer(AuditLayer::new(writer.clone()))
+        .service(service_fn(inner));
+    let req = Request::post(
+        "/api/v1/login?api-key=Q1&id_token=Q2&user%5Bpassword%5D=Q3&sig=Q4&jwt=Q5\
+         &max_tokens=100&tokens=Q6&page=2",
+    )
+    .header("content-type", "application/json")
+    .header("x-governor-approval", "H1")
+    .header("x-auth-token", "H2")
+    .body(Body::from(
+        r#"{"accessToken":"B1","refreshToken":"B2","clientSecret":"B3","private_key":"B4",
+            "api-key":"B5","idToken":"B6","credentials":{"pass":"B7"},"user":{"PassWord":"B8"},
+            "max_tokens":256,"usage":{"prompt_tokens":12},"tokens":["B9"],"model":"m"}"#,
+    ))
+    .unwrap();
+    let res = svc.oneshot(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    let r = &drain(&writer, &sink).await[0];
+    let all = serde_json::to_string(r).unwrap();
+    for secret in [
+        "Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "H1", "H2", "B1", "B2", "B3", "B4", "B5", "B6", "B7",
+        "B8", "B9",
+    ] {
+        assert!(
+            !all.contains(&format!("\"{secret}\"")),
+            "{secret} kept: {all}"
+        );
+    }
+    assert_eq!(r.query_params["max_tokens"], "100");
+    assert_eq!(r.query_params["page"], "2");
+    assert_eq!(r.query_params["user[password]"], REDACTED);
+    let body = r.request_body.as_ref().unwrap();
+    assert_eq!(body["max_tokens"], 256);
+    assert_eq!(body["usage"]["prompt_tokens"], 12);
+    assert_eq!(body["model"], "m");
+    assert_eq!(body["credentials"], REDACTED);
+    assert_eq!(r.request_headers.get("x-governor-approval"), Some(REDACTED));
+    assert_eq!(r.request_headers.get("x-auth-token"), Some(REDACTED));
+}
