@@ -11,8 +11,8 @@
 //! writes batches (every 100 records or 5 s; under a backlog up to two at once) to an
 //! [`AuditSink`] ([`JsonLinesSink`], [`MemorySink`], or `PostgresSink` with the
 //! `postgres` feature), retries with backoff, then falls back to a durable on-disk spool
-//! that is replayed once the sink is healthy again. A full queue follows an explicit
-//! [`OverflowPolicy`]; counters for written, retried, spooled and dropped records are
+//! that is replayed once the sink is healthy again. The queue is bounded by records and
+//! by (estimated) bytes; a full queue follows an explicit [`OverflowPolicy`]; counters for written, retried, spooled and dropped records are
 //! exported through `metrics`.
 //!
 //! # Example
@@ -65,6 +65,7 @@ mod record;
 mod redact;
 mod service;
 pub mod sink;
+mod size;
 mod writer;
 
 pub use body::AuditBody;
@@ -76,4 +77,6 @@ pub use service::Audit;
 pub use sink::{AuditSink, JsonLinesSink, MemorySink};
 #[cfg(feature = "postgres")]
 pub use sink::{PostgresSink, migrate};
-pub use writer::{AuditStats, AuditWriter, OverflowPolicy, ShutdownReport, WriterConfig};
+pub use writer::{
+    AuditStats, AuditWriter, DEFAULT_CAPACITY_BYTES, OverflowPolicy, ShutdownReport, WriterConfig,
+};

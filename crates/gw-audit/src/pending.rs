@@ -36,6 +36,8 @@ pub(crate) struct Raw {
     path_len: usize,
     request_headers: HeaderFields,
     request_body: Option<Value>,
+    // Estimated heap bytes of `request_body`.
+    body_bytes: usize,
     principal: Option<Principal>,
     decisions: Decisions,
     log: DecisionLog,
@@ -84,6 +86,7 @@ impl Pending {
             path_len: path.len(),
             request_headers: config.redactor.headers(req.headers()),
             request_body: None,
+            body_bytes: 0,
             principal: ext.get::<Principal>().cloned(),
             decisions,
             log: DecisionLog::default(),
@@ -107,7 +110,9 @@ impl Pending {
 
     /// Records that the JSON body was too large to capture.
     pub(crate) fn body_omitted(&mut self) {
-        self.raw().request_body = Some(serde_json::json!({ "_omitted": "too-large" }));
+        let raw = self.raw();
+        raw.request_body = Some(serde_json::json!({ "_omitted": "too-large" }));
+        raw.body_bytes = OMITTED_BYTES;
     }
 
     /// Takes what the response tells: status, headers, and the problem, if any.
@@ -132,16 +137,23 @@ impl Pending {
             return;
         }
         let raw = self.raw();
-        raw.request_body = Some(match serde_json::from_slice::<Value>(bytes) {
+        let (body, body_bytes) = match serde_json::from_slice::<Value>(bytes) {
             Ok(mut v) => {
-                raw.config.redactor.json(&mut v);
+                let mut body_bytes = raw.config.redactor.json(&mut v);
                 if crate::nul::may_hold_escaped_nul(bytes) {
                     crate::nul::scrub_value(&mut v);
+                    // U+FFFD is longer than a NUL: count again (rare).
+                    body_bytes = crate::size::value_bytes(&v);
                 }
-                v
+                (v, body_bytes)
             }
-            Err(_) => serde_json::json!({ "_omitted": "invalid-json" }),
-        });
+            Err(_) => (
+                serde_json::json!({ "_omitted": "invalid-json" }),
+                OMITTED_BYTES,
+            ),
+        };
+        raw.request_body = Some(body);
+        raw.body_bytes = body_bytes;
     }
 
     /// Marks a request that ended without a response of its own (panic, inner error).
@@ -169,7 +181,21 @@ impl Drop for Pending {
     }
 }
 
+/// Estimated bytes of an `{"_omitted": ...}` body.
+const OMITTED_BYTES: usize = 1024;
+
 impl Raw {
+    /// Estimated bytes the capture holds (`crate::size`): the box, the path and query,
+    /// both header snapshots, the body and the decision log.
+    pub(crate) fn estimated_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.target.capacity()
+            + self.request_headers.heap_bytes()
+            + self.response_headers.heap_bytes()
+            + self.body_bytes
+            + self.log.decisions.capacity() * std::mem::size_of::<gw_core::Decision>()
+    }
+
     /// The record; runs on the writer's worker.
     pub(crate) fn into_record(self: Box<Self>) -> AuditRecord {
         // Field by field out of the box: no copy of the whole `Raw` first.

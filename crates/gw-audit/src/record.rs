@@ -269,6 +269,11 @@ impl HeaderFields {
         self.ends.push((name_end, self.text.len()));
     }
 
+    /// Heap bytes of the snapshot.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.text.capacity() + self.ends.capacity() * std::mem::size_of::<(usize, usize)>()
+    }
+
     /// Number of header values (a repeated header counts once per value).
     pub fn len(&self) -> usize {
         self.ends.len()

@@ -11,6 +11,7 @@ use serde_json::map::Entry;
 use serde_json::{Map, Value};
 
 use crate::record::HeaderFields;
+use crate::size;
 
 mod names;
 
@@ -132,22 +133,31 @@ impl Redactor {
         })
     }
 
-    /// Replaces the values of secret fields, at any depth.
-    pub(crate) fn json(&self, value: &mut Value) {
-        match value {
+    /// Replaces the values of secret fields, at any depth; returns the estimated heap
+    /// bytes of the result (`crate::size`), counted on the way.
+    pub(crate) fn json(&self, value: &mut Value) -> usize {
+        let own = size::node_bytes(value);
+        own + match value {
             Value::Object(map) => {
+                let mut bytes = 0;
                 for (k, v) in map.iter_mut() {
+                    bytes += k.capacity();
                     match self.secrecy(k) {
                         Secrecy::Secret => *v = Value::String(REDACTED.to_owned()),
                         Secrecy::TokenCount if !v.is_number() => {
                             *v = Value::String(REDACTED.to_owned());
                         }
-                        Secrecy::TokenCount | Secrecy::Plain => self.json(v),
+                        Secrecy::TokenCount | Secrecy::Plain => {
+                            bytes += self.json(v);
+                            continue;
+                        }
                     }
+                    bytes += REDACTED.len();
                 }
+                bytes
             }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.json(v)),
-            _ => {}
+            Value::Array(items) => items.iter_mut().map(|v| self.json(v)).sum(),
+            _ => 0,
         }
     }
 

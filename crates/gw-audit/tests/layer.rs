@@ -516,3 +516,43 @@ async fn secrets_are_redacted_under_any_spelling_and_token_counts_are_kept() {
     assert_eq!(r.request_headers.get("x-governor-approval"), Some(REDACTED));
     assert_eq!(r.request_headers.get("x-auth-token"), Some(REDACTED));
 }
+
+/// JSON bodies of small objects are several times larger parsed than on the wire: the
+/// queue's byte budget, not only its record count, decides when it is full.
+#[tokio::test]
+async fn the_queue_counts_the_bytes_of_captured_bodies() {
+    let config = WriterConfig::new()
+        .capacity(1000)
+        .capacity_bytes(256 * 1024)
+        .overflow(OverflowPolicy::Reject)
+        .batch_size(1000)
+        .flush_interval(Duration::from_secs(3600));
+    let (writer, sink) = writer(config).await;
+    let svc = ServiceBuilder::new()
+        .layer(ProblemLayer::new())
+        .layer(AuditLayer::new(writer.clone()))
+        .service(service_fn(inner));
+    // 8 KiB on the wire: a thousand one-entry objects, over half a MiB parsed.
+    let body = format!("[{}]", vec![r#"{"a":0}"#; 1000].join(","));
+    let heavy = || {
+        Request::post("/heavy")
+            .header("content-type", "application/json")
+            .body(Body::from(body.clone()))
+            .unwrap()
+    };
+    let res = svc.clone().oneshot(heavy()).await.unwrap();
+    res.into_body().collect().await.unwrap();
+    assert_eq!(writer.queued(), 1);
+    assert!(
+        writer.queued_bytes() > 256 * 1024,
+        "{}",
+        writer.queued_bytes()
+    );
+    // One record, far under the count, fills the byte budget: the next is refused.
+    let res = svc.clone().oneshot(heavy()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(writer.stats().rejected, 1);
+    let records = drain(&writer, &sink).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(writer.queued_bytes(), 0);
+}

@@ -498,3 +498,71 @@ async fn an_unreadable_segment_is_moved_aside_and_the_next_ones_replayed() {
     assert!(dir.join(format!("{:020}.unreadable", 0)).exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A record with a body of many small objects is large in memory: the queue holds
+/// records up to its byte budget and overflows (here to the spool) past it.
+#[tokio::test]
+async fn the_queue_is_bounded_by_bytes_as_well_as_by_records() {
+    let dir = spool_dir();
+    let sink = Arc::new(FlakySink::default());
+    let budget = 256 * 1024;
+    let writer = AuditWriter::spawn(
+        sink.clone(),
+        WriterConfig::new()
+            .capacity(10_000)
+            .capacity_bytes(budget)
+            .batch_size(10_000)
+            .flush_interval(Duration::from_secs(3600))
+            .spool_dir(&dir),
+    )
+    .unwrap();
+    // 64 one-entry objects: about 40 KiB each in memory, though 0.5 KiB as text.
+    let text = format!("[{}]", vec![r#"{"a":0}"#; 64].join(","));
+    for n in 0..20 {
+        writer.push(AuditRecord {
+            request_body: Some(serde_json::from_str(&text).unwrap()),
+            ..record(n)
+        });
+    }
+    let queued = writer.queued();
+    assert!((3..20).contains(&queued), "{queued} queued");
+    assert!(writer.queued_bytes() <= budget, "{}", writer.queued_bytes());
+    assert_eq!(writer.stats().spooled, 20 - queued as u64);
+    // Drained, every record is written (queued ones now, spooled ones on replay).
+    until("the spool replayed", || sink.ids().len() == 20 - queued).await;
+    let report = writer.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.flushed, queued as u64);
+    assert_unique(&sink.ids(), 20);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn drop_oldest_evicts_as_many_records_as_the_byte_budget_needs() {
+    let sink = Arc::new(FlakySink::default());
+    let writer = AuditWriter::spawn(
+        sink.clone(),
+        WriterConfig::new()
+            .capacity(10_000)
+            .capacity_bytes(48 * 1024)
+            .batch_size(10_000)
+            .flush_interval(Duration::from_secs(3600))
+            .overflow(OverflowPolicy::DropOldest),
+    )
+    .unwrap();
+    for n in 0..30 {
+        writer.push(record(n));
+    }
+    let light = writer.queued();
+    assert_eq!(light, 30);
+    // One heavy record (about 40 KiB) pushes out as many light ones as it needs.
+    let text = format!("[{}]", vec![r#"{"a":0}"#; 64].join(","));
+    writer.push(AuditRecord {
+        request_body: Some(serde_json::from_str(&text).unwrap()),
+        ..record(99)
+    });
+    let dropped = writer.stats().dropped;
+    assert!(dropped > 1, "{dropped}");
+    assert_eq!(writer.queued() as u64, 31 - dropped);
+    assert!(writer.queued_bytes() <= 48 * 1024);
+    writer.shutdown(Duration::from_secs(5)).await;
+}

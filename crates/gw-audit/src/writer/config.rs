@@ -3,17 +3,22 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// What happens to a record when the in-memory queue is full.
+/// Default [`WriterConfig::capacity_bytes`]: 64 MiB.
+pub const DEFAULT_CAPACITY_BYTES: usize = 64 << 20;
+
+/// What happens to a record when the in-memory queue is full (by count or by bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OverflowPolicy {
     /// Append it to the disk spool (the default). Without a spool directory the record
     /// is dropped and counted.
     #[default]
     Spool,
-    /// Drop the oldest queued record to make room, and count it.
+    /// Drop the oldest queued records to make room, and count them.
     DropOldest,
     /// Refuse new requests with `503 service-unavailable` while the queue is full; a
-    /// request that is let in has its queue slot reserved.
+    /// request that is let in has its queue slot reserved. (Its record is queued even if
+    /// it takes the queue past the byte budget: that overshoot is bounded by the
+    /// requests in flight.)
     Reject,
 }
 
@@ -21,6 +26,7 @@ pub enum OverflowPolicy {
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
     pub(crate) capacity: usize,
+    pub(crate) capacity_bytes: usize,
     pub(crate) batch_size: usize,
     pub(crate) max_batch: usize,
     pub(crate) concurrency: usize,
@@ -42,13 +48,14 @@ impl Default for WriterConfig {
 }
 
 impl WriterConfig {
-    /// Queue of 10 000 records, batches of 100 (up to 1 000 under backlog) or every 5 s,
+    /// Queue of 10 000 records or 64 MiB, batches of 100 (up to 1 000 under backlog) or every 5 s,
     /// up to 2 batches written at once, 3 retries from 100 ms doubling up to 2 s, probe an
     /// unhealthy sink every second, 30 s write timeout, overflow to the spool,
     /// no spool directory (set one with [`WriterConfig::spool_dir`] for durability).
     pub const fn new() -> Self {
         Self {
             capacity: 10_000,
+            capacity_bytes: DEFAULT_CAPACITY_BYTES,
             batch_size: 100,
             max_batch: 1000,
             concurrency: 2,
@@ -67,6 +74,17 @@ impl WriterConfig {
     /// Maximum records waiting in memory.
     pub const fn capacity(mut self, records: usize) -> Self {
         self.capacity = if records == 0 { 1 } else { records };
+        self
+    }
+
+    /// Maximum memory the records waiting in memory may hold, estimated per record
+    /// when it is queued (default 64 MiB); past it the queue counts as full, as past
+    /// [`capacity`](Self::capacity). A record is much larger in memory than on the wire:
+    /// an 8 KiB JSON body of small objects is about half a MiB once parsed, so the count
+    /// alone would not bound memory. A record larger than the whole budget is still
+    /// queued when the queue is empty.
+    pub const fn capacity_bytes(mut self, bytes: usize) -> Self {
+        self.capacity_bytes = if bytes == 0 { 1 } else { bytes };
         self
     }
 

@@ -1,7 +1,6 @@
 //! The [`AuditWriter`]: a bounded queue in front of a background worker that writes
 //! batches to an [`AuditSink`](crate::AuditSink), retries, and spools to disk.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -14,11 +13,14 @@ use crate::record::AuditRecord;
 use crate::sink::AuditSink;
 
 mod config;
+mod queue;
 pub(crate) mod spool;
 mod worker;
 
-pub use config::{OverflowPolicy, WriterConfig};
+pub use config::{DEFAULT_CAPACITY_BYTES, OverflowPolicy, WriterConfig};
 
+pub(crate) use queue::Item;
+use queue::Queue;
 use spool::Spool;
 
 /// Counters of an [`AuditWriter`] since it started (also exported through `metrics` as
@@ -92,23 +94,8 @@ impl Counters {
     }
 }
 
-/// A queued record: as the layer left it (converted by the worker), or ready-made.
-pub(crate) enum Item {
-    Raw(Box<Raw>),
-    Record(Box<AuditRecord>),
-}
-
-impl Item {
-    pub(crate) fn into_record(self) -> AuditRecord {
-        match self {
-            Self::Raw(raw) => raw.into_record(),
-            Self::Record(record) => *record,
-        }
-    }
-}
-
 pub(crate) struct Shared {
-    pub(crate) queue: Mutex<VecDeque<Item>>,
+    pub(crate) queue: Mutex<Queue>,
     /// Queue slots promised to in-flight requests (`reject` policy).
     reserved: AtomicUsize,
     pub(crate) config: WriterConfig,
@@ -123,7 +110,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, VecDeque<Item>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -196,7 +183,7 @@ impl AuditWriter {
             None => None,
         };
         let shared = Arc::new(Shared {
-            queue: Mutex::new(VecDeque::with_capacity(config.capacity.min(4096))),
+            queue: Mutex::new(Queue::with_capacity(config.capacity.min(4096))),
             reserved: AtomicUsize::new(0),
             config,
             notify: Notify::new(),
@@ -222,6 +209,12 @@ impl AuditWriter {
         self.shared.lock().len()
     }
 
+    /// Estimated bytes the records waiting in memory hold (see
+    /// [`WriterConfig::capacity_bytes`]).
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.lock().bytes()
+    }
+
     /// Segment files currently in the spool.
     pub fn spool_segments(&self) -> usize {
         self.shared.spool.as_ref().map_or(0, Spool::segments)
@@ -231,11 +224,14 @@ impl AuditWriter {
         self.shared.config.overflow
     }
 
-    /// Reserves a queue slot (`reject` policy); `false` when the queue is full.
+    /// Reserves a queue slot (`reject` policy); `false` when the queue is full (by
+    /// count, or by bytes).
     pub(crate) fn try_reserve(&self) -> bool {
         let queue = self.shared.lock();
         let reserved = self.shared.reserved.load(Ordering::Relaxed);
-        if queue.len() + reserved >= self.shared.config.capacity {
+        if queue.len() + reserved >= self.shared.config.capacity
+            || queue.bytes() >= self.shared.config.capacity_bytes
+        {
             drop(queue);
             self.shared
                 .counters
@@ -261,29 +257,39 @@ impl AuditWriter {
 
     fn push_item(&self, record: Item, reserved: bool) {
         let shared = &*self.shared;
+        // Estimated outside the lock.
+        let bytes = record.estimated_bytes();
         let mut queue = shared.lock();
         if reserved {
             shared.reserved.fetch_sub(1, Ordering::Relaxed);
         }
         let taken = shared.reserved.load(Ordering::Relaxed);
-        let full = queue.len() + taken >= shared.config.capacity;
+        // Full by count, or by bytes (a record bigger than the whole budget still goes
+        // into an empty queue).
+        let full = |q: &Queue| {
+            q.len() + taken >= shared.config.capacity
+                || (!q.is_empty() && q.bytes() + bytes > shared.config.capacity_bytes)
+        };
         if shared.stopped.load(Ordering::Relaxed) {
             drop(queue);
             shared.spool_or_drop_item(record, true);
             return;
         }
-        if !full || reserved {
-            queue.push_back(record);
+        if !full(&queue) || reserved {
+            queue.push_back(record, bytes);
         } else {
             match shared.config.overflow {
                 OverflowPolicy::DropOldest => {
-                    queue.pop_front();
-                    queue.push_back(record);
+                    let mut evicted = 0;
+                    while full(&queue) && queue.pop_front().is_some() {
+                        evicted += 1;
+                    }
+                    queue.push_back(record, bytes);
                     drop(queue);
-                    if shared.counters.dropped(1, "drop-oldest") {
+                    if evicted > 0 && shared.counters.dropped(evicted, "drop-oldest") {
                         tracing::warn!(
                             total = shared.counters.dropped.load(Ordering::Relaxed),
-                            "audit queue full: oldest record dropped"
+                            "audit queue full: {evicted} oldest records dropped"
                         );
                     }
                     return;

@@ -86,7 +86,7 @@ impl Worker {
                 return Vec::new();
             }
             let n = queue.len().min(largest * config.concurrency);
-            self.items.extend(queue.drain(..n));
+            queue.take(n, &mut self.items);
         }
         let n = self.items.len();
         let count = n.div_ceil(size).min(config.concurrency).max(1);
@@ -367,7 +367,8 @@ impl Worker {
         let rest: Vec<AuditRecord> = {
             let mut queue = self.shared.lock();
             self.shared.stopped.store(true, Ordering::SeqCst);
-            let items: Vec<Item> = queue.drain(..).collect();
+            let mut items = Vec::with_capacity(queue.len());
+            queue.take(usize::MAX, &mut items);
             drop(queue);
             items.into_iter().map(Item::into_record).collect()
         };
