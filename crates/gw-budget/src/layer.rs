@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use gw_core::{FailMode, RouteSet, SharedClock, SharedFlags, SystemClock};
+use http::StatusCode;
 use tower_layer::Layer;
 
 use crate::alert::{AgentPauser, AlertSink, Thresholds, TracingAlertSink};
@@ -48,6 +49,16 @@ pub(crate) struct Config {
     pub(crate) skip: RouteSet,
     pub(crate) upgrade_url: Arc<str>,
     pub(crate) contact_sales: Arc<str>,
+    /// Error statuses charged all the same (see [`BudgetLayer::charge_status`]).
+    pub(crate) charged: Arc<[StatusCode]>,
+}
+
+impl Config {
+    /// Whether a response with `status` keeps its charge: any status below 400, and the
+    /// error statuses listed as charged.
+    pub(crate) fn is_charged(&self, status: StatusCode) -> bool {
+        !(status.is_client_error() || status.is_server_error()) || self.charged.contains(&status)
+    }
 }
 
 /// Applies spend budgets: reserves the estimated cost in the platform, agent and customer
@@ -55,7 +66,8 @@ pub(crate) struct Config {
 ///
 /// Defaults: in-memory store, platform $100 per month, agent $1 per day (no agent
 /// extractor, so no agent scope until one is set), no customer scope, $0.001 per request,
-/// thresholds 80/95/100%, UTC periods, system clock, fail-open, alerts logged via tracing.
+/// thresholds 80/95/100%, UTC periods, system clock, fail-open, alerts logged via tracing,
+/// error responses (4xx, 5xx) not charged.
 #[derive(Clone)]
 pub struct BudgetLayer {
     cfg: Config,
@@ -88,6 +100,7 @@ impl BudgetLayer {
                 skip: RouteSet::new(),
                 upgrade_url: "/billing/upgrade".into(),
                 contact_sales: "/contact-sales".into(),
+                charged: Arc::from([]),
             },
         }
     }
@@ -205,6 +218,20 @@ impl BudgetLayer {
         self
     }
 
+    /// Charges responses with error status `status` too (by default every 4xx and 5xx
+    /// releases its reservation): for an upstream that does billable work before it
+    /// answers with that error, such as a 422 from a model that ran. A status that any
+    /// caller can provoke on another tenant's agent (401, 403, 404) is better left
+    /// uncharged; see [`PathParam`](crate::PathParam).
+    pub fn charge_status(mut self, status: StatusCode) -> Self {
+        let mut all = self.cfg.charged.to_vec();
+        if !all.contains(&status) {
+            all.push(status);
+        }
+        self.cfg.charged = all.into();
+        self
+    }
+
     /// `contact_sales` in budget-exceeded problems (default `/contact-sales`).
     pub fn contact_sales(mut self, contact: impl Into<Arc<str>>) -> Self {
         self.cfg.contact_sales = contact.into();
@@ -228,6 +255,7 @@ impl fmt::Debug for BudgetLayer {
             .field("alert_sinks", &c.sinks.len())
             .field("agent_pauser", &c.pauser.is_some())
             .field("skip", &c.skip)
+            .field("charged_statuses", &c.charged)
             .finish_non_exhaustive()
     }
 }

@@ -48,9 +48,11 @@
 //!   `remaining`, `utilization_percent`, `upgrade_url` and `contact_sales`. So concurrent
 //!   requests can never be admitted past a limit.
 //! - When the handler's response (head) is returned, the reservation is settled: released
-//!   when the handler failed (an inner error or a 5xx), set to the actual cost when the
-//!   cost model reports a different one (such as [`UpstreamReportedCost`]), and left as is
-//!   otherwise (no store call). Settling happens before the response is handed on, not at
+//!   when the handler failed or refused (an inner error, a 4xx or a 5xx, unless that
+//!   status is listed with [`BudgetLayer::charge_status`]), set to the actual cost when
+//!   the cost model reports a different one (such as [`UpstreamReportedCost`]), and left
+//!   as is otherwise (no store call). So a caller whose request the upstream refuses
+//!   (401, 403, 404) is not charged to the agent it named. Settling happens before the response is handed on, not at
 //!   the end of the body; a body that fails while streaming is still charged. A request
 //!   dropped before the handler answered (even while the reserve is in flight) releases
 //!   its reservation in the background.
@@ -65,6 +67,10 @@
 //!   answers something unusable (such as `CROSSSLOT` on a cluster) is a misconfiguration
 //!   and always refused with 503. Each decision is recorded in
 //!   [`gw_core::Decisions`] as layer `budget`, policy `agent_budget`.
+//!
+//! The agent id a [`PathParam`] or [`HeaderAgentId`] finds is not bound to the caller:
+//! bind it with an ownership check in an outer layer (or use [`ClaimAgentId`]), or any
+//! caller can spend, or hold with requests in flight, another tenant's agent budget.
 //!
 //! Reserved spend counts as spent: alerts fire and utilization is reported when the
 //! reservation is made. A cost reported by the upstream above the estimate is charged in

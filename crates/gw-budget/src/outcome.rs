@@ -187,13 +187,13 @@ impl Ticket {
     }
 
     /// The settle to run for the handler's result, if the actual cost differs from the
-    /// reservation: nothing when an inner error or a 5xx happened (released), the cost
-    /// model's actual cost otherwise.
+    /// reservation: a release (actual cost 0) after an inner error or an error status
+    /// (4xx, 5xx) not listed as charged, the cost model's actual cost otherwise.
     pub(crate) fn after<B, E>(&mut self, out: &Result<Response<B>, E>) -> Option<SettleRequest> {
         self.armed = false;
         let actual = match out {
             Err(_) => 0,
-            Ok(res) if res.status().is_server_error() => 0,
+            Ok(res) if !self.cfg.is_charged(res.status()) => 0,
             Ok(res) => self.cfg.cost.actual(self.amount, res.headers()),
         };
         (actual != self.amount).then(|| self.settle_request(actual))

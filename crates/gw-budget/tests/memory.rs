@@ -285,3 +285,36 @@ async fn works_with_axum_bodies_behind_the_problem_layer() {
     assert_eq!(body["correlation_id"], "corr-7");
     assert_eq!(body["agent_id"], "x1");
 }
+
+/// A caller naming another tenant's agent, refused by the upstream (404), leaves that
+/// agent's budget, alerts and pauser untouched, however often it tries.
+#[tokio::test]
+async fn refused_requests_for_another_tenants_agent_cost_it_nothing() {
+    let rec = Recorder::default();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = rec.layer(
+        BudgetLayer::new(MemorySpendStore::new())
+            .clock(Arc::new(clock()))
+            .agent_id(agents())
+            .agent_limit(3_000)
+            .cost(gw_budget::FlatCost(1_000)),
+    );
+    let svc = service(layer, calls.clone());
+    for _ in 0..10 {
+        let mut r = post("/api/v1/agents/victim-agent/run")
+            .header("x-test-status", "404")
+            .body(Body::default())
+            .unwrap();
+        r.extensions_mut().insert(principal("attacker"));
+        let res = call(&svc, r).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(header(&res, "x-agent-utilization"), "0.00");
+    }
+    let mut r = req("/api/v1/agents/victim-agent/run");
+    r.extensions_mut().insert(principal("victim"));
+    let res = call(&svc, r).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(header(&res, "x-agent-utilization"), "33.33");
+    assert!(rec.paused.lock().unwrap().is_empty());
+    assert!(rec.levels().is_empty());
+}

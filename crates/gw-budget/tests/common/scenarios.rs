@@ -191,7 +191,8 @@ pub async fn settles_to_upstream_cost<B: Backend>(b: &B) {
     assert_eq!(agent_spent(&store, "s1").await, 4_800);
 }
 
-/// A 5xx or an inner error releases the reservation.
+/// A 5xx, a 4xx or an inner error releases the reservation, unless the status is
+/// listed as charged.
 pub async fn releases_on_upstream_failure<B: Backend>(b: &B) {
     let store = b.store();
     let calls = Arc::new(AtomicUsize::new(0));
@@ -220,17 +221,46 @@ pub async fn releases_on_upstream_failure<B: Backend>(b: &B) {
     assert_eq!(err.to_string(), "upstream broke");
     assert_eq!(agent_spent(&store, "f1").await, 0);
     assert_eq!(platform_spent(&store).await, 0);
-    // The budget is whole again: a 4xx is charged (the upstream did the work).
-    let res = call(
-        &svc,
-        post("/api/v1/agents/f1/run")
-            .header("x-test-status", "404")
-            .body(Body::default())
-            .unwrap(),
-    )
-    .await;
+    // A 4xx is released as well: a caller the upstream refuses (such as one naming
+    // another tenant's agent) spends nothing of its budget, however often it tries.
+    for status in ["404", "403", "401", "429", "404"] {
+        let res = call(
+            &svc,
+            post("/api/v1/agents/f1/run")
+                .header("x-test-status", status)
+                .body(Body::default())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(res.status().as_str(), status);
+        assert_eq!(header(&res, "x-agent-utilization"), "0.00", "{status}");
+    }
+    assert_eq!(agent_spent(&store, "f1").await, 0);
+    assert_eq!(platform_spent(&store).await, 0);
+    // The budget is whole: a success is charged.
+    let res = call(&svc, req("/api/v1/agents/f1/run")).await;
+    assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(header(&res, "x-agent-utilization"), "100.00");
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 8);
+
+    // An error status listed as charged keeps its charge; the others are released.
+    let svc = service(
+        base(store.clone())
+            .agent_limit(2_000)
+            .charge_status(StatusCode::UNPROCESSABLE_ENTITY),
+        calls.clone(),
+    );
+    for status in ["422", "400"] {
+        call(
+            &svc,
+            post("/api/v1/agents/f2/run")
+                .header("x-test-status", status)
+                .body(Body::default())
+                .unwrap(),
+        )
+        .await;
+    }
+    assert_eq!(agent_spent(&store, "f2").await, 1_000);
 }
 
 /// A request dropped while the handler runs releases its reservation.
