@@ -61,11 +61,12 @@
 //! - Each (scope, period, threshold) fires one [`BudgetAlert`] to the [`AlertSink`]s,
 //!   across replicas when the store is shared; an agent reaching critical (or being
 //!   refused) runs the [`AgentPauser`] once.
-//! - If the store is unreachable or times out the request is admitted (fail-open, logged
-//!   and counted as `gw_budget_fail_open_total`) or refused with 503
-//!   `budget-store-unavailable` ([`FailMode::Closed`](gw_core::FailMode)); a store that
-//!   answers something unusable (such as `CROSSSLOT` on a cluster) is a misconfiguration
-//!   and always refused with 503. Each decision is recorded in
+//! - If the store is unreachable, times out, or answers that it cannot serve right now
+//!   (Redis `LOADING`, `READONLY`, `OOM`, `BUSY`, `CLUSTERDOWN`, ...) the request is
+//!   admitted (fail-open, logged and counted as `gw_budget_fail_open_total`) or refused
+//!   with 503 `budget-store-unavailable` ([`FailMode::Closed`](gw_core::FailMode)); a
+//!   store that answers something unusable (such as `CROSSSLOT` on a cluster, or a
+//!   script error) is a misconfiguration and always refused with 503. Each decision is recorded in
 //!   [`gw_core::Decisions`] as layer `budget`, policy `agent_budget`.
 //!
 //! The agent id a [`PathParam`] or [`HeaderAgentId`] finds is not bound to the caller:

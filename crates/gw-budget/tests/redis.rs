@@ -245,3 +245,142 @@ async fn an_unreachable_redis_is_not_dialled_for_every_request() {
         );
     }
 }
+
+/// A stand-in Redis that completes the connection handshake (`+OK` to `CLIENT`,
+/// `SELECT`, `HELLO`, `+PONG` to `PING`) and answers every other command with the error
+/// line `-{error}`.
+async fn redis_answering(error: &'static str) -> RedisSpendStore {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    let mut reply = Vec::new();
+                    while let Some((name, used)) = resp_command(&buf) {
+                        buf.drain(..used);
+                        reply.extend_from_slice(match name.as_str() {
+                            "CLIENT" | "SELECT" | "HELLO" => b"+OK\r\n".as_slice(),
+                            "PING" => b"+PONG\r\n",
+                            _ => &[],
+                        });
+                        if !matches!(name.as_str(), "CLIENT" | "SELECT" | "HELLO" | "PING") {
+                            reply.extend_from_slice(format!("-{error}\r\n").as_bytes());
+                        }
+                    }
+                    if socket.write_all(&reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    RedisSpendStore::open(&format!("redis://127.0.0.1:{port}")).unwrap()
+}
+
+/// The upper-cased name of the first complete RESP command in `buf`, and its length.
+fn resp_command(buf: &[u8]) -> Option<(String, usize)> {
+    fn line(buf: &[u8], at: usize) -> Option<(&[u8], usize)> {
+        let end = buf[at..].windows(2).position(|w| w == b"\r\n")? + at;
+        Some((&buf[at..end], end + 2))
+    }
+    let (head, mut at) = line(buf, 0)?;
+    let n: usize = std::str::from_utf8(head.strip_prefix(b"*")?)
+        .ok()?
+        .parse()
+        .ok()?;
+    let mut name = String::new();
+    for i in 0..n {
+        let (len, start) = line(buf, at)?;
+        let len: usize = std::str::from_utf8(len.strip_prefix(b"$")?)
+            .ok()?
+            .parse()
+            .ok()?;
+        if buf.len() < start + len + 2 {
+            return None;
+        }
+        if i == 0 {
+            name = String::from_utf8_lossy(&buf[start..start + len]).to_ascii_uppercase();
+        }
+        at = start + len + 2;
+    }
+    Some((name, at))
+}
+
+/// Redis answering that it cannot serve right now (restarting, failing over, out of
+/// memory, busy) is an outage: fail-open admits, fail-closed refuses.
+#[tokio::test]
+async fn a_redis_that_cannot_serve_right_now_is_an_outage() {
+    for error in [
+        "LOADING Redis is loading the dataset in memory",
+        "READONLY You can't write against a read only replica.",
+        "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        "OOM command not allowed when used memory > 'maxmemory'.",
+        "BUSY Redis is busy running a script.",
+        "MISCONF Redis is configured to save RDB snapshots, but it's unable to persist.",
+        "NOREPLICAS Not enough good replicas to write.",
+        "TRYAGAIN Multiple keys request during rehashing of slot",
+        "CLUSTERDOWN The cluster is down",
+    ] {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let open = service(
+            BudgetLayer::new(redis_answering(error).await).agent_id(agents()),
+            calls.clone(),
+        );
+        let (r, d) = with_decisions(req("/api/v1/agents/a1/run"));
+        let res = call(&open, r).await;
+        assert_eq!(res.status(), StatusCode::OK, "{error}");
+        assert_eq!(
+            d.snapshot().decisions[0].outcome,
+            Outcome::FailOpen,
+            "{error}"
+        );
+        let closed = service(
+            BudgetLayer::new(redis_answering(error).await).fail_mode(FailMode::Closed),
+            calls.clone(),
+        );
+        let res = call(&closed, req("/api/v1/agents/a1/run")).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{error}");
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{error}"
+        );
+    }
+}
+
+/// Answers that mean a misconfiguration are refused even in fail-open mode.
+#[tokio::test]
+async fn a_misconfigured_redis_is_refused_even_when_failing_open() {
+    for error in [
+        "CROSSSLOT Keys in request don't hash to the same slot",
+        "ERR Error running script (call to f_1234): @user_script:3: bad argument",
+        "NOPERM this user has no permissions to run the 'evalsha' command",
+    ] {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let svc = service(
+            BudgetLayer::new(redis_answering(error).await).agent_id(agents()),
+            calls.clone(),
+        );
+        let (r, d) = with_decisions(req("/api/v1/agents/a1/run"));
+        let res = call(&svc, r).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{error}");
+        assert_eq!(
+            d.snapshot().decisions[0].outcome,
+            Outcome::FailClosed,
+            "{error}"
+        );
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{error}"
+        );
+    }
+}

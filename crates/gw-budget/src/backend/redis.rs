@@ -21,13 +21,21 @@
 //! shard. Without a hash tag keys spread over slots and the script fails with `CROSSSLOT`
 //! on a cluster: per-key atomicity alone could admit a request in one scope and not the
 //! other, which this store refuses to do. Standalone Redis and Sentinel need no tag.
+//!
+//! # Errors
+//!
+//! Connection failures, timeouts, and answers that say Redis cannot serve right now
+//! (`LOADING`, `READONLY`, `MASTERDOWN`, `OOM`, `BUSY`, `MISCONF`, `NOREPLICAS`,
+//! `TRYAGAIN`, `CLUSTERDOWN`) are *unavailable*: the layer's fail mode decides.
+//! `CROSSSLOT`, script errors, missing permissions and malformed replies are *invalid*:
+//! a misconfiguration, refused with 503 in every fail mode.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gw_core::BackendError;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError, Script};
+use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, Script, ServerErrorKind};
 
 use super::{
     BoxFuture, Fired, ReserveOutcome, ReserveRequest, SettleOutcome, SettleRequest, SpendStore,
@@ -280,10 +288,42 @@ fn build_prefix(base: &str, tag: Option<&str>) -> String {
 fn to_backend(e: RedisError) -> BackendError {
     if e.is_timeout() {
         BackendError::timeout("redis", e)
-    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+    } else if e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || is_outage(&e)
+    {
         BackendError::unavailable("redis", e)
     } else {
         BackendError::invalid("redis", e)
+    }
+}
+
+/// Whether Redis answered that it cannot serve the call right now, for a reason that
+/// passes without any change here: loading its dataset after a restart (`LOADING`), a
+/// replica or a demoted master during a failover (`READONLY`, `MASTERDOWN`), out of
+/// memory (`OOM`), busy with a long script (`BUSY`), not persisting or without enough
+/// replicas (`MISCONF`, `NOREPLICAS`), a cluster resharding or down (`TRYAGAIN`,
+/// `CLUSTERDOWN`), or no master from the sentinels. Such answers are outages
+/// (fail-open applies); `CROSSSLOT`, script errors, permissions and malformed replies
+/// stay invalid (a misconfiguration, refused in every fail mode).
+fn is_outage(e: &RedisError) -> bool {
+    match e.kind() {
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+            | ServerErrorKind::ReadOnly
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::TryAgain
+            | ServerErrorKind::ClusterDown,
+        )
+        | ErrorKind::MasterNameNotFoundBySentinel
+        | ErrorKind::NoValidReplicasFoundBySentinel
+        | ErrorKind::ClusterConnectionNotFound => true,
+        // Codes the client library has no kind for.
+        _ => matches!(
+            e.code(),
+            Some("OOM" | "BUSY" | "MISCONF" | "NOREPLICAS" | "LOADING" | "READONLY")
+        ),
     }
 }
 
