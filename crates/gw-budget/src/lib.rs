@@ -73,6 +73,17 @@
 //! bind it with an ownership check in an outer layer (or use [`ClaimAgentId`]), or any
 //! caller can spend, or hold with requests in flight, another tenant's agent budget.
 //!
+//! A reserve that times out leaves its outcome unknown: the store may have made the
+//! reservation and only the answer been lost (Redis ran the script, the reply came
+//! after the response timeout). Failing open, such a request is admitted without a
+//! reservation to settle, so if the store did reserve, the estimate stays charged for
+//! the period whatever the response (also an error response, also when the actual cost
+//! differs); if it did not, the request is not charged at all. Each case is one
+//! estimate per timed-out request, counted in `gw_budget_fail_open_total`. Settling it
+//! exactly would take a marker per reservation in the store, written on every request,
+//! for this rare case; the store does not do that. A reserve that has not answered when
+//! the request is dropped is different: its reservation, if made, is released.
+//!
 //! Reserved spend counts as spent: alerts fire and utilization is reported when the
 //! reservation is made. A cost reported by the upstream above the estimate is charged in
 //! full and can take a scope past its limit; later requests are then refused.

@@ -29,6 +29,10 @@
 //! `TRYAGAIN`, `CLUSTERDOWN`) are *unavailable*: the layer's fail mode decides.
 //! `CROSSSLOT`, script errors, missing permissions and malformed replies are *invalid*:
 //! a misconfiguration, refused with 503 in every fail mode.
+//!
+//! A response timeout does not tell whether the script ran: a reserve that timed out
+//! may have charged its estimate, which then stays charged for the period (see the
+//! crate docs).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
