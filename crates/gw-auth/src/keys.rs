@@ -194,6 +194,9 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 pub struct KeySet {
     by_kid: HashMap<Arc<str>, Arc<VerifyKey>>,
     unnamed: Vec<Arc<VerifyKey>>,
+    /// Whether a token's `kid` that names no key falls back to the unnamed keys (sets
+    /// built from keys; not JWKS documents, where an unknown `kid` means "refetch").
+    kid_fallback: bool,
     fingerprint: u64,
     generation: u64,
 }
@@ -214,6 +217,11 @@ pub(crate) enum Lookup<'a> {
 
 impl KeySet {
     /// A set of `keys`. A later key with the same `kid` replaces an earlier one.
+    ///
+    /// Keys without a `kid` (a PEM key loaded without one) also answer tokens whose
+    /// `kid` names no key in the set, by the same rule as a token without `kid`: the one
+    /// unnamed key that allows the token's `alg`. Most identity providers always send a
+    /// `kid`; the operator who configured a single key without one did not pin it.
     pub fn new(keys: impl IntoIterator<Item = VerifyKey>) -> Self {
         let mut by_kid = HashMap::new();
         let mut unnamed = Vec::new();
@@ -228,6 +236,7 @@ impl KeySet {
         Self {
             by_kid,
             unnamed,
+            kid_fallback: true,
             fingerprint: 0,
             generation: GENERATION.fetch_add(1, Ordering::Relaxed),
         }
@@ -235,7 +244,9 @@ impl KeySet {
 
     /// A set from a JWKS document (`{"keys": [...]}`). Keys that cannot be used
     /// (encryption keys, symmetric keys, unknown types) are skipped and logged; the
-    /// document itself must be valid JSON with a `keys` list.
+    /// document itself must be valid JSON with a `keys` list. In a JWKS set a token's
+    /// `kid` must name a key: an unknown `kid` never falls back to keys without one (a
+    /// JWKS source refetches instead).
     pub fn from_jwks(json: &[u8]) -> Result<Self, KeyError> {
         #[derive(serde::Deserialize)]
         struct Doc {
@@ -253,6 +264,7 @@ impl KeySet {
             }
         }
         let mut set = Self::new(keys);
+        set.kid_fallback = false;
         set.fingerprint = fingerprint(json);
         Ok(set)
     }
@@ -283,25 +295,41 @@ impl KeySet {
     }
 
     /// The key for a token's `kid` and `alg`. Without a `kid`, only a set whose keys
-    /// include exactly one that allows `alg` answers (no trying of several keys).
+    /// include exactly one that allows `alg` answers (no trying of several keys). A
+    /// `kid` that names no key falls back, outside JWKS sets, to the one unnamed key
+    /// that allows `alg`; named keys are never used for another `kid`.
     pub(crate) fn lookup(&self, kid: Option<&str>, alg: Algorithm) -> Lookup<'_> {
         match kid {
             Some(kid) => match self.by_kid.get(kid) {
                 Some(k) => Lookup::Found(k),
+                None if self.kid_fallback => {
+                    match only_one(self.unnamed.iter().filter(|k| k.allows(alg))) {
+                        Some(k) => Lookup::Found(k),
+                        None => Lookup::UnknownKid,
+                    }
+                }
                 None => Lookup::UnknownKid,
             },
             None => {
-                let mut fits = self
+                let fits = self
                     .unnamed
                     .iter()
                     .chain(self.by_kid.values())
                     .filter(|k| k.allows(alg));
-                match (fits.next(), fits.next()) {
-                    (Some(k), None) => Lookup::Found(k),
-                    _ => Lookup::NoKid,
+                match only_one(fits) {
+                    Some(k) => Lookup::Found(k),
+                    None => Lookup::NoKid,
                 }
             }
         }
+    }
+}
+
+/// The single item of `it`, or `None` when it has none or several.
+fn only_one<'a>(mut it: impl Iterator<Item = &'a Arc<VerifyKey>>) -> Option<&'a VerifyKey> {
+    match (it.next(), it.next()) {
+        (Some(k), None) => Some(k),
+        _ => None,
     }
 }
 

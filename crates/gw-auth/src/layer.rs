@@ -98,7 +98,8 @@ impl AuthLayer {
         Self::with_sources(vec![Arc::new(source)], None)
     }
 
-    /// Verifies with one PEM public key (RSA, EC P-256/P-384 or Ed25519).
+    /// Verifies with one PEM public key (RSA, EC P-256/P-384 or Ed25519). The key has no
+    /// `kid`, so it answers tokens with any `kid` (or none) whose `alg` it allows.
     pub fn from_pem(pem: impl AsRef<[u8]>) -> Result<Self, KeyError> {
         Ok(Self::new(StaticKeys::from_pem(None, pem)?))
     }

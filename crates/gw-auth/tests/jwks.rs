@@ -163,6 +163,25 @@ async fn refetch_limit_is_per_interval() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_kid_refetches_even_beside_a_key_without_kid() {
+    // A JWKS key without a kid does not answer a token's unknown kid (static keys do):
+    // the source refetches and finds the rotated key.
+    let mut bare = jwk("rsa1", "x");
+    bare.as_object_mut().unwrap().remove("kid");
+    let (server, uri) = Server::start(serde_json::json!({"keys": [bare]}).to_string()).await;
+    let (source, first) = JwksSource::builder(uri)
+        .refresh_interval(Duration::from_secs(3600))
+        .start()
+        .await;
+    first.unwrap();
+    let layer = layer_for(source);
+    server.publish(jwks(&[("rsa1", "k1"), ("rsa2", "k2")]));
+    let (code, body) = status(&layer, &mint("rsa2", Some("k2"), &claims())).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(server.hits(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoint_down_keeps_the_last_good_keys() {
     let (server, uri) = Server::start(jwks(&[("rsa1", "k1")])).await;
     let (source, first) = JwksSource::builder(uri)

@@ -642,3 +642,67 @@ async fn jwks_file_source() {
     assert_eq!(ok.status, StatusCode::OK);
     assert!(StaticKeys::from_jwks_file("/nonexistent/jwks.json").is_err());
 }
+
+#[tokio::test]
+async fn key_without_kid_answers_tokens_with_an_unknown_kid() {
+    let clock = || Arc::new(ManualClock::at_unix(NOW as u64));
+    // One PEM key without a kid, as `AuthLayer::from_pem` loads it: the IdP's kid is
+    // not one the operator pinned, so the key answers it (the key still has to verify).
+    let l = AuthLayer::from_pem(public_pem("rsa1"))
+        .unwrap()
+        .issuer(ISS)
+        .realm("gw")
+        .clock(clock());
+    let seen = send(
+        &l,
+        bearer("/api", &mint("rsa1", Some("2024-key"), &claims())),
+    )
+    .await;
+    assert_eq!(seen.status, StatusCode::OK, "{:?}", seen.body);
+    assert_eq!(seen.body["principal"]["user_id"], "user-1");
+    let forged = mint("rsa2", Some("2024-key"), &claims());
+    expect_401(
+        &l,
+        bearer("/api", &forged),
+        "invalid-token",
+        "bad-signature",
+    )
+    .await;
+    // The unnamed key must allow the token's alg, as for a token without kid.
+    let ec = mint("ec256", Some("2024-key"), &claims());
+    expect_401(&l, bearer("/api", &ec), "invalid-token", "unknown-kid").await;
+
+    // Named keys answer only their own kid; an unknown kid falls back to the unnamed key.
+    let named = VerifyKey::from_pem(Some("k1"), &public_pem("rsa1")).unwrap();
+    let unnamed = VerifyKey::from_pem(None, &public_pem("rsa2")).unwrap();
+    let l = AuthLayer::new(StaticKeys::new([named.clone(), unnamed.clone()]))
+        .realm("gw")
+        .clock(clock());
+    let ok = send(&l, bearer("/api", &mint("rsa2", Some("other"), &claims()))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+    let ok = send(&l, bearer("/api", &mint("rsa1", Some("k1"), &claims()))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+    for (key, kid) in [("rsa1", "other"), ("rsa2", "k1")] {
+        let t = mint(key, Some(kid), &claims());
+        expect_401(&l, bearer("/api", &t), "invalid-token", "bad-signature").await;
+    }
+
+    // Two unnamed keys that allow the alg: no trying one by one.
+    let two = StaticKeys::new([
+        unnamed,
+        VerifyKey::from_pem(None, &public_pem("rsa3")).unwrap(),
+    ]);
+    let l = AuthLayer::new(two).realm("gw").clock(clock());
+    let t = mint("rsa2", Some("other"), &claims());
+    expect_401(&l, bearer("/api", &t), "invalid-token", "unknown-kid").await;
+
+    // A JWKS document keeps its rule: a kid must name a key, even next to one without.
+    let mut bare = jwk("rsa2", "x");
+    bare.as_object_mut().unwrap().remove("kid");
+    let doc = json!({"keys": [jwk("rsa1", "k1"), bare]}).to_string();
+    let l = AuthLayer::new(StaticKeys::from_jwks(doc).unwrap())
+        .realm("gw")
+        .clock(clock());
+    let t = mint("rsa2", Some("other"), &claims());
+    expect_401(&l, bearer("/api", &t), "invalid-token", "unknown-kid").await;
+}

@@ -67,7 +67,8 @@ impl StaticKeys {
         Self(Arc::new(KeySet::new(keys)))
     }
 
-    /// One PEM public key (type detected from the key), with an optional `kid`.
+    /// One PEM public key (type detected from the key), with an optional `kid`. Without
+    /// one, the key also answers tokens whose `kid` it does not know (see [`KeySet::new`]).
     pub fn from_pem(kid: Option<&str>, pem: impl AsRef<[u8]>) -> Result<Self, KeyError> {
         Ok(Self::new([VerifyKey::from_pem(kid, pem.as_ref())?]))
     }
