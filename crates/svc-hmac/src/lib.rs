@@ -87,7 +87,7 @@ mod signer;
 mod verify;
 pub mod wire;
 
-pub use backend::{DirKeyStore, MemoryKeyStore, MemoryNonceCache};
+pub use backend::{DEFAULT_NONCE_CAPACITY, DirKeyStore, MemoryKeyStore, MemoryNonceCache};
 #[cfg(feature = "redis")]
 pub use backend::{RedisKeyStore, RedisNonceCache};
 pub use body::VerifiedBody;
