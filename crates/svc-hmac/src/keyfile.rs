@@ -5,7 +5,7 @@
 //! # /etc/autobot/service-keys/npu-worker.env
 //! SERVICE_KEY=9f2c...                    # required; its UTF-8 bytes are the HMAC key
 //! SERVICE_KEY_ID=k2                      # default "primary"
-//! SERVICE_KEY_EXPIRES_AT=1767225600      # unix seconds, optional
+//! SERVICE_KEY_EXPIRES_AT=1767225600      # unix seconds up to year 9999, optional
 //! SERVICE_KEY_STATE=active               # active | verify_only | revoked, default active
 //! SERVICE_KEY_PREVIOUS=71ab...           # optional: the old key, verify-only, during rotation
 //! SERVICE_KEY_PREVIOUS_ID=k1
@@ -17,8 +17,9 @@
 //! value are accepted; other names are ignored.
 
 use std::fmt;
+use std::time::SystemTime;
 
-use crate::keys::{KeyRing, KeyState, ServiceKey};
+use crate::keys::{KeyRing, KeyState, MAX_EXPIRY_UNIX, ServiceKey, expiry_from_unix};
 use crate::wire::valid_id;
 
 /// Key id used when a key file has no `SERVICE_KEY_ID`.
@@ -70,17 +71,23 @@ pub fn parse_key_file(service_id: &str, text: &str) -> Result<KeyRing, KeyFileEr
             Err(KeyFileError(format!("{name} is not a valid key id")))
         }
     };
-    let expiry = |name: &str| -> Result<Option<u64>, KeyFileError> {
+    let expiry = |name: &str| -> Result<Option<SystemTime>, KeyFileError> {
         get(name)
             .map(|v| {
                 v.parse::<u64>()
-                    .map_err(|_| KeyFileError(format!("{name} must be unix seconds")))
+                    .ok()
+                    .and_then(expiry_from_unix)
+                    .ok_or_else(|| {
+                        KeyFileError(format!(
+                            "{name} must be unix seconds, at most {MAX_EXPIRY_UNIX} (year 9999)"
+                        ))
+                    })
             })
             .transpose()
     };
     let with_expiry = |key: ServiceKey, name: &str| -> Result<ServiceKey, KeyFileError> {
         Ok(match expiry(name)? {
-            Some(at) => key.expires_at_unix(at),
+            Some(at) => key.expires_at(at),
             None => key,
         })
     };
@@ -148,9 +155,21 @@ mod tests {
             "SERVICE_KEY=",
             "SERVICE_KEY=a\nSERVICE_KEY_ID=../x",
             "SERVICE_KEY=a\nSERVICE_KEY_EXPIRES_AT=tomorrow",
+            "SERVICE_KEY=a\nSERVICE_KEY_EXPIRES_AT=18446744073709551615",
+            "SERVICE_KEY=a\nSERVICE_KEY_EXPIRES_AT=9223372036854775808",
+            "SERVICE_KEY=a\nSERVICE_KEY_EXPIRES_AT=1767225600000",
+            "SERVICE_KEY=a\nSERVICE_KEY_PREVIOUS=b\nSERVICE_KEY_PREVIOUS_EXPIRES_AT=253402300800",
             "SERVICE_KEY=a\nSERVICE_KEY_STATE=maybe",
         ] {
             assert!(parse_key_file("a", bad).is_err(), "{bad}");
         }
+        let last = parse_key_file("a", "SERVICE_KEY=a\nSERVICE_KEY_EXPIRES_AT=253402300799");
+        assert!(
+            last.unwrap()
+                .find(DEFAULT_KEY_ID)
+                .unwrap()
+                .expiry()
+                .is_some()
+        );
     }
 }

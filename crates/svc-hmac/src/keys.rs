@@ -13,6 +13,16 @@ use crate::wire::{HmacSha256, hmac_for};
 /// `service` and `key_id`.
 pub const KEY_EXPIRY_GAUGE: &str = "svc_hmac_key_expiry_days";
 
+/// The latest key expiry accepted as Unix seconds: 9999-12-31T23:59:59Z. Key files and
+/// Redis entries with a later `expires_at` are refused: the value is a mistake (often
+/// milliseconds for seconds), and past `i64::MAX` it is not even a time.
+pub const MAX_EXPIRY_UNIX: u64 = 253_402_300_799;
+
+/// The time `secs` after the Unix epoch, if it is at most [`MAX_EXPIRY_UNIX`].
+pub(crate) fn expiry_from_unix(secs: u64) -> Option<SystemTime> {
+    (secs <= MAX_EXPIRY_UNIX).then(|| SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
 /// Key material. Never printed: `Debug` shows only the length.
 #[derive(Clone)]
 pub struct Secret(Arc<[u8]>);
@@ -145,8 +155,10 @@ impl ServiceKey {
         self
     }
 
-    /// Sets the expiry time from unix seconds.
+    /// Sets the expiry time from unix seconds. A value above [`MAX_EXPIRY_UNIX`] is taken
+    /// as that latest time (key files and stores refuse such a value instead).
     pub fn expires_at_unix(self, secs: u64) -> Self {
+        let secs = secs.min(MAX_EXPIRY_UNIX);
         self.expires_at(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
     }
 
@@ -325,6 +337,10 @@ mod tests {
         assert!(!format!("{k:?}").contains("s3cret"));
         assert_eq!("verify-only".parse::<KeyState>(), Ok(KeyState::VerifyOnly));
         assert!("nope".parse::<KeyState>().is_err());
+        // Past what SystemTime holds: the latest accepted time, not a panic.
+        let far = ServiceKey::new("k", "s").expires_at_unix(u64::MAX);
+        assert_eq!(far.expiry(), expiry_from_unix(MAX_EXPIRY_UNIX));
+        assert_eq!(expiry_from_unix(MAX_EXPIRY_UNIX + 1), None);
     }
 
     #[test]

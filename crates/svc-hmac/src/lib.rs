@@ -94,8 +94,8 @@ pub use body::VerifiedBody;
 pub use config::{ENFORCEMENT_MODE_ENV, Mode, ModeSwitch};
 pub use future::ResponseFuture;
 pub use keys::{
-    KEY_EXPIRY_GAUGE, KeyRing, KeyState, KeyStore, KeyUnusable, Secret, ServiceKey,
-    report_key_expiry,
+    KEY_EXPIRY_GAUGE, KeyRing, KeyState, KeyStore, KeyUnusable, MAX_EXPIRY_UNIX, Secret,
+    ServiceKey, report_key_expiry,
 };
 pub use layer::{DEFAULT_MAX_BODY, DEFAULT_WINDOW, ServiceAuthLayer};
 pub use nonce::NonceCache;

@@ -202,3 +202,45 @@ async fn unreachable_redis_is_an_unavailable_backend() {
         .unwrap_err();
     assert!(err.is_unavailable(), "{err}");
 }
+
+#[tokio::test]
+async fn out_of_range_expiry_skips_that_key_only() {
+    let prefix = prefix();
+    let store = RedisKeyStore::connect(&url(), &prefix)
+        .await
+        .unwrap()
+        .cache_ttl(Duration::ZERO);
+    store
+        .put_key("npu-worker", &ServiceKey::new("k1", SECRET))
+        .await
+        .unwrap();
+    // Written by another tool: an expiry past i64::MAX seconds, and one in milliseconds.
+    let client = redis::Client::open(url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let secret = r#"{"secret_b64":"c2VjcmV0","state":"active","expires_at":"#;
+    let () = redis::cmd("HSET")
+        .arg(format!("{prefix}keys:npu-worker"))
+        .arg("k-huge")
+        .arg(format!("{secret}18446744073709551615}}"))
+        .arg("k-millis")
+        .arg(format!("{secret}1767225600000}}"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Asked for twice: a lookup neither panics nor loses the good key.
+    for _ in 0..2 {
+        let ring = store.ring("npu-worker").await.unwrap().unwrap();
+        assert!(ring.find("k1").is_some());
+        assert!(ring.find("k-huge").is_none() && ring.find("k-millis").is_none());
+    }
+    // A key expiring before the epoch is stored as expired, not as never expiring.
+    let old = std::time::UNIX_EPOCH - Duration::from_secs(10);
+    store
+        .put_key("npu-worker", &ServiceKey::new("k-old", "x").expires_at(old))
+        .await
+        .unwrap();
+    let ring = store.ring("npu-worker").await.unwrap().unwrap();
+    let now = std::time::SystemTime::now();
+    assert!(ring.find("k-old").unwrap().check_usable(now).is_err());
+    cleanup(&prefix).await;
+}

@@ -131,9 +131,12 @@ impl DirKeyStore {
             .unwrap_or_else(PoisonError::into_inner)
             .elapsed()
             >= self.poll;
-        if !due || self.scanning.swap(true, Ordering::AcqRel) {
+        if !due {
             return;
         }
+        let Some(_scanning) = Scanning::begin(&self.scanning) else {
+            return;
+        };
         if let Err(error) = self.reload() {
             tracing::error!(dir = %self.dir.display(), %error, "svc-hmac: key directory scan failed");
             *self
@@ -141,7 +144,22 @@ impl DirKeyStore {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Instant::now();
         }
-        self.scanning.store(false, Ordering::Release);
+    }
+}
+
+/// The one scan in progress; clears the flag when dropped, also if the scan panics, so a
+/// failed scan never stops later ones.
+struct Scanning<'a>(&'a AtomicBool);
+
+impl<'a> Scanning<'a> {
+    fn begin(flag: &'a AtomicBool) -> Option<Self> {
+        (!flag.swap(true, Ordering::AcqRel)).then_some(Self(flag))
+    }
+}
+
+impl Drop for Scanning<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -226,6 +244,42 @@ mod tests {
         std::fs::remove_file(dir.join("ai-stack.env")).unwrap();
         assert!(ring(&store, "ai-stack").is_none());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn out_of_range_expiry_is_refused_and_later_scans_still_run() {
+        let dir = temp_dir();
+        let file = dir.join("npu-worker.env");
+        std::fs::write(&file, "SERVICE_KEY=one\n").unwrap();
+        let store = DirKeyStore::open(&dir)
+            .unwrap()
+            .poll_interval(Duration::ZERO);
+        // Past i64::MAX seconds: refused like any broken file, the previous ring stays.
+        std::fs::write(
+            &file,
+            "SERVICE_KEY=two\nSERVICE_KEY_EXPIRES_AT=18446744073709551615\n",
+        )
+        .unwrap();
+        let r = ring(&store, "npu-worker").unwrap();
+        assert_eq!(r.find("primary").unwrap().secret().expose(), b"one");
+        // The next scans pick up the fixed file and a new service.
+        std::fs::write(&file, "SERVICE_KEY=three\nSERVICE_KEY_ID=k3\n").unwrap();
+        std::fs::write(dir.join("ai-stack.env"), "SERVICE_KEY=x\n").unwrap();
+        assert!(ring(&store, "npu-worker").unwrap().find("k3").is_some());
+        assert!(ring(&store, "ai-stack").is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_panicking_scan_does_not_stop_later_scans() {
+        let flag = AtomicBool::new(false);
+        let scan = std::panic::catch_unwind(|| {
+            let _scanning = Scanning::begin(&flag).unwrap();
+            assert!(Scanning::begin(&flag).is_none(), "one scan at a time");
+            panic!("scan failed");
+        });
+        assert!(scan.is_err());
+        assert!(Scanning::begin(&flag).is_some());
     }
 
     #[test]

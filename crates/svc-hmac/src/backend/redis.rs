@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -12,7 +12,7 @@ use gw_core::BackendError;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::keys::{KeyRing, KeyState, KeyStore, ServiceKey};
+use crate::keys::{KeyRing, KeyState, KeyStore, MAX_EXPIRY_UNIX, ServiceKey, expiry_from_unix};
 use crate::nonce::NonceCache;
 
 fn unavailable(e: redis::RedisError) -> BackendError {
@@ -156,10 +156,11 @@ impl RedisKeyStore {
         let stored = StoredKey {
             secret_b64: STANDARD.encode(key.secret().expose()),
             state: key.current_state(),
-            expires_at: key
-                .expiry()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map(|d| d.as_secs()),
+            // Before the epoch is already expired (0), not "no expiry".
+            expires_at: key.expiry().map(|t| {
+                t.duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs().min(MAX_EXPIRY_UNIX))
+            }),
         };
         let json = serde_json::to_string(&stored).map_err(|e| BackendError::invalid("redis", e))?;
         let () = self
@@ -214,9 +215,9 @@ impl RedisKeyStore {
         ids.sort();
         for id in ids {
             match decode(id, &fields[id]) {
-                Some(key) => ring = ring.key(key),
-                None => {
-                    tracing::error!(service = service_id, key_id = %id, "svc-hmac: unreadable key in redis, ignored")
+                Ok(key) => ring = ring.key(key),
+                Err(reason) => {
+                    tracing::error!(service = service_id, key_id = %id, reason, "svc-hmac: unreadable key in redis, ignored")
                 }
             }
         }
@@ -265,14 +266,18 @@ impl RedisKeyStore {
     }
 }
 
-fn decode(key_id: &str, json: &str) -> Option<ServiceKey> {
-    let stored: StoredKey = serde_json::from_str(json).ok()?;
-    let secret = STANDARD.decode(stored.secret_b64).ok()?;
+/// A stored key, or why it cannot be used (never the secret).
+fn decode(key_id: &str, json: &str) -> Result<ServiceKey, &'static str> {
+    let stored: StoredKey = serde_json::from_str(json).map_err(|_| "not a stored key (JSON)")?;
+    let secret = STANDARD
+        .decode(stored.secret_b64)
+        .map_err(|_| "secret_b64 is not base64")?;
     let mut key = ServiceKey::new(key_id, crate::keys::Secret::new(secret)).state(stored.state);
     if let Some(at) = stored.expires_at {
-        key = key.expires_at(SystemTime::UNIX_EPOCH + Duration::from_secs(at));
+        let at = expiry_from_unix(at).ok_or("expires_at is after year 9999")?;
+        key = key.expires_at(at);
     }
-    Some(key)
+    Ok(key)
 }
 
 impl KeyStore for RedisKeyStore {
