@@ -71,7 +71,10 @@
 //! # Modes
 //!
 //! Per route group: [`Mode::Off`], [`Mode::LogOnly`] (verify, log, count, never block) and
-//! [`Mode::Enforce`]; exempt routes are never verified. A [`ModeSwitch`] caps all groups at
+//! [`Mode::Enforce`]; exempt routes are never verified. One exception to "never block":
+//! a body whose stream fails while the verifier reads it is answered 400 `body-unreadable`
+//! in both modes that read it, since part of it is consumed and the handler could only get
+//! a truncated body. A [`ModeSwitch`] caps all groups at
 //! run time; [`ModeSwitch::from_env`] reads `SERVICE_AUTH_ENFORCEMENT_MODE`.
 
 mod backend;

@@ -141,16 +141,19 @@ where
                 rejection,
                 Rejection::KeyStoreUnavailable | Rejection::NonceStoreUnavailable
             );
-            let outcome = match (mode, unavailable) {
-                (Mode::Enforce, true) => Outcome::FailClosed,
-                (Mode::Enforce, false) => Outcome::Deny,
-                _ => Outcome::ShadowDeny,
+            // A body whose stream failed part way was consumed: the handler cannot be given
+            // the request as sent, so it is answered 400 in every mode that read it.
+            let answer = mode == Mode::Enforce || rejection == Rejection::BodyUnreadable;
+            let outcome = match (answer, unavailable) {
+                (true, true) => Outcome::FailClosed,
+                (true, false) => Outcome::Deny,
+                (false, _) => Outcome::ShadowDeny,
             };
             Decisions::record(
                 &parts.extensions,
                 Decision::new("svc-hmac", "service_auth", outcome, latency).reason(code),
             );
-            if mode == Mode::Enforce {
+            if answer {
                 let req = Request::from_parts(parts, ());
                 Ok(rejection.problem(detail).response_for(&req))
             } else {
