@@ -19,6 +19,11 @@
 //! contain a newline: the method, path and query come from a parsed request line and the rest
 //! from header values, none of which may hold CR or LF, and [`CanonicalRequest::validate`]
 //! checks every field's character set again before anything is signed or verified.
+//!
+//! The receiver (`Host`, scheme, port) is not signed, as in the seed: a captured request
+//! verifies at every receiver holding the same service key, and can be replayed once within
+//! the window to a receiver whose nonce cache has not seen it. Use one key per receiver or
+//! a shared nonce cache (see `docs/svc-hmac.md`, "Nonce caches").
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
