@@ -14,7 +14,9 @@ pub const ENFORCEMENT_MODE_ENV: &str = "SERVICE_AUTH_ENFORCEMENT_MODE";
 pub enum Mode {
     /// No verification; the request passes untouched.
     Off,
-    /// Verify, log and count the outcome; never block (the rollback position).
+    /// Verify, log and count the outcome; never block a request for its signature (the
+    /// rollback position). A body that fails to arrive is still answered 400
+    /// `body-unreadable`: the request could not be served as sent.
     LogOnly,
     /// Verify and reject failures with 401 / 413.
     Enforce,
