@@ -52,6 +52,8 @@ enum Segment {
 struct Route<T> {
     spec: Box<str>,
     methods: Option<Box<[Method]>>,
+    /// The standard methods of `methods` as [`method_bit`]s, `HEAD` included when implied.
+    method_bits: u16,
     /// Matches `HEAD` only because it lists `GET`.
     implied_head: bool,
     segments: Box<[Segment]>,
@@ -89,6 +91,15 @@ impl<T> Route<T> {
         let implied_head = methods
             .as_deref()
             .is_some_and(|m| m.contains(&Method::GET) && !m.contains(&Method::HEAD));
+        let method_bits = methods
+            .iter()
+            .flatten()
+            .fold(0, |bits, m| bits | method_bit(m))
+            | if implied_head {
+                method_bit(&Method::HEAD)
+            } else {
+                0
+            };
         let rest = pattern
             .strip_prefix('/')
             .ok_or_else(|| err("pattern must start with '/'"))?;
@@ -111,6 +122,7 @@ impl<T> Route<T> {
         Ok(Self {
             spec: trimmed.into(),
             methods,
+            method_bits,
             implied_head,
             segments: segments.into(),
             subtree,
@@ -120,20 +132,25 @@ impl<T> Route<T> {
     }
 
     /// Whether the route is for `method` (or for every method); a `GET` route is for
-    /// `HEAD` too.
-    fn allows(&self, method: &Method) -> bool {
-        self.methods
-            .as_ref()
-            .is_none_or(|m| m.contains(method) || (self.implied_head && method == Method::HEAD))
+    /// `HEAD` too. `bit` is [`method_bit`]`(method)`, worked out once per lookup.
+    #[inline]
+    fn allows(&self, bit: u16, method: &Method) -> bool {
+        match &self.methods {
+            None => true,
+            Some(_) if bit != 0 => self.method_bits & bit != 0,
+            Some(list) => list.contains(method),
+        }
     }
 
-    /// Whether the path, split into its segments, matches.
-    fn is_match(&self, method: &Method, path: &[&str]) -> bool {
+    /// Whether the path, split into its segments, matches. Always inlined: it is the
+    /// loop body of every lookup.
+    #[inline(always)]
+    fn is_match(&self, bit: u16, method: &Method, path: &[&str]) -> bool {
         let n = self.segments.len();
         if path.len() < n || (!self.subtree && path.len() != n) {
             return false;
         }
-        if !self.allows(method) {
+        if !self.allows(bit, method) {
             return false;
         }
         self.segments.iter().zip(path).all(|(seg, got)| match seg {
@@ -141,6 +158,28 @@ impl<T> Route<T> {
             Segment::Param(_) => true,
         })
     }
+}
+
+/// The standard methods, in the order of their bits in a route's method set.
+const STANDARD_METHODS: [Method; 9] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::HEAD,
+    Method::PATCH,
+    Method::OPTIONS,
+    Method::CONNECT,
+    Method::TRACE,
+];
+
+/// `method`'s bit in a route's method set; 0 for an extension method, which is looked up
+/// in the route's list instead. Standard methods compare without reading any text.
+fn method_bit(method: &Method) -> u16 {
+    STANDARD_METHODS
+        .iter()
+        .position(|m| m == method)
+        .map_or(0, |i| 1 << i)
 }
 
 /// Calls `f` with the non-empty segments of the normalized `path`, split once (on the
@@ -291,15 +330,16 @@ impl<T> RouteSet<T> {
         if self.routes.is_empty() || !path.starts_with('/') {
             return None;
         }
+        let bit = method_bit(method);
         with_segments(path, |segments| {
             let mut ranked = self.by_rank.iter().map(|&i| &self.routes[i]);
-            let mut route = ranked.find(|r| r.is_match(method, segments))?;
+            let mut route = ranked.find(|r| r.is_match(bit, method, segments))?;
             if route.implied_head && method == Method::HEAD {
                 // An equally specific route that names HEAD itself is the better match.
                 let rank = route.rank;
                 if let Some(explicit) = ranked
                     .take_while(|r| r.rank == rank)
-                    .find(|r| !r.implied_head && r.is_match(method, segments))
+                    .find(|r| !r.implied_head && r.is_match(bit, method, segments))
                 {
                     route = explicit;
                 }
@@ -318,12 +358,15 @@ impl<T> RouteSet<T> {
         if self.routes.is_empty() || !path.starts_with('/') {
             return false;
         }
+        let bit = method_bit(method);
         // A `/*` route for this method matches every path: no need to split it.
         self.routes
             .iter()
-            .any(|r| r.segments.is_empty() && r.subtree && r.allows(method))
+            .any(|r| r.segments.is_empty() && r.subtree && r.allows(bit, method))
             || with_segments(path, |segments| {
-                self.routes.iter().any(|r| r.is_match(method, segments))
+                self.routes
+                    .iter()
+                    .any(|r| r.is_match(bit, method, segments))
             })
     }
 
@@ -406,6 +449,34 @@ mod tests {
         }
         assert!(set.matches(&Method::GET, "/reports/1"));
         assert!(!set.matches(&Method::POST, "no-slash"));
+    }
+
+    #[test]
+    fn method_lists_with_extension_methods() {
+        let purge = Method::from_bytes(b"PURGE").unwrap();
+        let long = Method::from_bytes(b"VERYLONGEXTENSIONMETHOD").unwrap();
+        let set = RouteSet::new()
+            .route("PURGE /cache/*", "purge")
+            .unwrap()
+            .route("GET,VERYLONGEXTENSIONMETHOD /data", "data")
+            .unwrap()
+            .route("* /any", "any")
+            .unwrap();
+        let find = |m: &Method, p: &str| set.find(m, p).map(|m| *m.value);
+        assert_eq!(find(&purge, "/cache/a"), Some("purge"));
+        assert_eq!(find(&Method::GET, "/cache/a"), None);
+        assert_eq!(find(&Method::DELETE, "/cache/a"), None);
+        assert_eq!(find(&long, "/data"), Some("data"));
+        assert_eq!(find(&Method::GET, "/data"), Some("data"));
+        assert_eq!(find(&Method::HEAD, "/data"), Some("data"));
+        assert_eq!(find(&purge, "/data"), None);
+        assert_eq!(find(&Method::POST, "/data"), None);
+        for m in [&purge, &long, &Method::TRACE, &Method::CONNECT] {
+            assert_eq!(find(m, "/any"), Some("any"), "{m}");
+            assert!(set.matches(m, "/any"), "{m}");
+        }
+        assert!(set.matches(&purge, "/cache/a/b"));
+        assert!(!set.matches(&Method::PATCH, "/cache/a/b"));
     }
 
     #[test]

@@ -35,8 +35,9 @@ impl Mapped<'_> {
 }
 
 /// Maps requests to permissions: route overrides first (most specific wins; an override
-/// for `GET` covers `HEAD` too), then the default rule: resource = the segment after `/api/v{n}/`, action from the method
-/// (`GET`/`HEAD` read, `POST` create, `PUT`/`PATCH` update, `DELETE` delete).
+/// for `GET` covers `HEAD` too), then the default rule: resource = the segment after
+/// `/api/v{n}/`, action from the method (`GET`/`HEAD` read, `POST` create, `PUT`/`PATCH`
+/// update, `DELETE` delete).
 #[derive(Debug, Clone)]
 pub struct RouteMapper {
     overrides: RouteSet<Target>,
