@@ -160,7 +160,7 @@ impl ServiceAuthLayer {
         self.edit(|s| s.exempt = routes)
     }
 
-    /// Uses `switch` as the run-time ceiling (see [`ModeSwitch::from_env`]).
+    /// Uses `switch` as the run-time ceiling (see [`ModeSwitch::try_from_env`]).
     pub fn mode_switch(self, switch: ModeSwitch) -> Self {
         self.edit(|s| s.switch = switch)
     }

@@ -75,7 +75,9 @@
 //! a body whose stream fails while the verifier reads it is answered 400 `body-unreadable`
 //! in both modes that read it, since part of it is consumed and the handler could only get
 //! a truncated body. A [`ModeSwitch`] caps all groups at
-//! run time; [`ModeSwitch::from_env`] reads `SERVICE_AUTH_ENFORCEMENT_MODE`.
+//! run time; [`ModeSwitch::try_from_env`] reads `SERVICE_AUTH_ENFORCEMENT_MODE` and refuses
+//! a value it does not understand ([`ModeSwitch::from_env`], the seed's lenient reading,
+//! takes it as `log_only`).
 
 mod backend;
 mod body;
@@ -94,7 +96,7 @@ pub use backend::{DEFAULT_NONCE_CAPACITY, DirKeyStore, MemoryKeyStore, MemoryNon
 #[cfg(feature = "redis")]
 pub use backend::{RedisKeyStore, RedisNonceCache};
 pub use body::VerifiedBody;
-pub use config::{ENFORCEMENT_MODE_ENV, Mode, ModeSwitch};
+pub use config::{ENFORCEMENT_MODE_ENV, Mode, ModeEnvError, ModeSwitch};
 pub use future::ResponseFuture;
 pub use keys::{
     KEY_EXPIRY_GAUGE, KeyRing, KeyState, KeyStore, KeyUnusable, MAX_EXPIRY_UNIX, Secret,

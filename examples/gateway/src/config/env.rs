@@ -51,14 +51,12 @@ impl Config {
             "GW_AUTH_ISSUER" => self.auth.issuer = non_empty(value),
             "GW_AUTH_AUDIENCE" => self.auth.audience = non_empty(value),
             "GW_SERVICE_KEYS_DIR" => self.service_auth.keys_dir = non_empty(value),
-            // The seed's rollback switch. A typo must not silently open the service-only
-            // routes (as svc-hmac's lenient `ModeSwitch::from_env` would): refuse to start.
+            // The seed's rollback switch, read by svc-hmac's strict parser: a typo must not
+            // silently open the service-only routes (as the lenient `ModeSwitch::from_env`
+            // would), so the gateway refuses to start.
             svc_hmac::ENFORCEMENT_MODE_ENV => {
-                let mode = value.parse().map_err(|e| {
-                    bad(&format!(
-                        "{e}: use enforce (true), log_only (false) or off, or unset it"
-                    ))
-                })?;
+                let mode =
+                    svc_hmac::ModeSwitch::try_parse_env(Some(&value)).map_err(|e| e.to_string())?;
                 self.service_auth.enforcement_cap = Some(mode);
             }
             "GW_CALLBACK_SECRETS" => {
@@ -132,6 +130,9 @@ mod tests {
                 err.starts_with("SERVICE_AUTH_ENFORCEMENT_MODE: "),
                 "{bad:?}: {err}"
             );
+            // svc-hmac's one strict parser, not a copy of it.
+            let strict = svc_hmac::ModeSwitch::try_parse_env(Some(bad)).unwrap_err();
+            assert_eq!(err, strict.to_string());
         }
         for (value, mode) in [
             ("enforce", svc_hmac::Mode::Enforce),
