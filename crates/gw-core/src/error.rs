@@ -72,6 +72,31 @@ impl fmt::Display for BackendError {
 
 impl std::error::Error for BackendError {}
 
+/// Whether a Redis server error code (the reply's first word: `LOADING`, `OOM`, ...) means
+/// the server cannot serve the call right now, for a reason that passes with no change on
+/// our side: an outage, to which the layer's [`FailMode`] applies. Every other code
+/// (`WRONGTYPE`, `NOPERM`, `CROSSSLOT`, `NOSCRIPT`, `ERR`, ...) is a misconfiguration,
+/// refused in every fail mode. The one list all Redis backends classify by.
+///
+/// The outage codes: loading the data set after a restart (`LOADING`), a replica or a
+/// demoted master during a failover (`READONLY`, `MASTERDOWN`), out of memory (`OOM`), busy
+/// with a long script (`BUSY`), not persisting or short of replicas (`MISCONF`,
+/// `NOREPLICAS`), a cluster resharding or down (`TRYAGAIN`, `CLUSTERDOWN`).
+pub fn redis_code_is_outage(code: &str) -> bool {
+    matches!(
+        code,
+        "LOADING"
+            | "READONLY"
+            | "MASTERDOWN"
+            | "OOM"
+            | "BUSY"
+            | "MISCONF"
+            | "NOREPLICAS"
+            | "TRYAGAIN"
+            | "CLUSTERDOWN"
+    )
+}
+
 /// What a layer does when it cannot decide because its backend failed.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize, serde::Serialize,
@@ -96,5 +121,39 @@ mod tests {
         let e = BackendError::invalid("opa", "not json");
         assert!(!e.is_unavailable());
         assert_eq!(e.to_string(), "opa backend invalid answer: not json");
+    }
+
+    #[test]
+    fn redis_codes_that_pass_are_outages_the_rest_misconfiguration() {
+        for code in [
+            "LOADING",
+            "READONLY",
+            "MASTERDOWN",
+            "OOM",
+            "BUSY",
+            "MISCONF",
+            "NOREPLICAS",
+            "TRYAGAIN",
+            "CLUSTERDOWN",
+        ] {
+            assert!(redis_code_is_outage(code), "{code}");
+        }
+        for code in [
+            "ERR",
+            "WRONGTYPE",
+            "NOPERM",
+            "CROSSSLOT",
+            "NOSCRIPT",
+            "EXECABORT",
+            "MOVED",
+            "ASK",
+            "NOAUTH",
+            "WRONGPASS",
+            "oom",
+            "",
+            "BUSYGROUP",
+        ] {
+            assert!(!redis_code_is_outage(code), "{code}");
+        }
     }
 }

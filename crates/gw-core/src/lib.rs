@@ -48,7 +48,7 @@ mod swar;
 pub use clock::{Clock, ManualClock, SharedClock, Stopwatch, SystemClock};
 pub use correlation::{CAUSATION_ID_HEADER, CORRELATION_ID_HEADER, CausationId, CorrelationId};
 pub use decisions::{Decision, DecisionLog, Decisions, Outcome, ResourceAction};
-pub use error::{BackendError, BackendErrorKind, FailMode};
+pub use error::{BackendError, BackendErrorKind, FailMode, redis_code_is_outage};
 pub use flags::{EnvFlags, FeatureFlags, SharedFlags, StaticFlags};
 pub use identity::{
     GatewayType, Principal, PrincipalData, ServiceIdentity, TargetBackend, TrialInfo,

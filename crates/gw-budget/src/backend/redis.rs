@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use gw_core::BackendError;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, Script, ServerErrorKind};
+use redis::{AsyncConnectionConfig, Client, ErrorKind, RedisError, Script};
 
 use super::{
     BoxFuture, Fired, ReserveOutcome, ReserveRequest, SettleOutcome, SettleRequest, SpendStore,
@@ -289,45 +289,30 @@ fn build_prefix(base: &str, tag: Option<&str>) -> String {
     }
 }
 
+/// Classifies a Redis error. Unreachable, timed out, no server found by the sentinels or
+/// the cluster, or an answer that it cannot serve right now
+/// ([`gw_core::redis_code_is_outage`]: `LOADING`, `READONLY`, `OOM`, `BUSY`,
+/// `CLUSTERDOWN`, ...) is an outage (the fail mode applies); `CROSSSLOT`, script errors,
+/// permissions and malformed replies stay invalid (a misconfiguration, refused in every
+/// fail mode).
 fn to_backend(e: RedisError) -> BackendError {
+    let no_server = matches!(
+        e.kind(),
+        ErrorKind::ClusterConnectionNotFound
+            | ErrorKind::MasterNameNotFoundBySentinel
+            | ErrorKind::NoValidReplicasFoundBySentinel
+    );
     if e.is_timeout() {
         BackendError::timeout("redis", e)
     } else if e.is_io_error()
         || e.is_connection_refusal()
         || e.is_connection_dropped()
-        || is_outage(&e)
+        || no_server
+        || e.code().is_some_and(gw_core::redis_code_is_outage)
     {
         BackendError::unavailable("redis", e)
     } else {
         BackendError::invalid("redis", e)
-    }
-}
-
-/// Whether Redis answered that it cannot serve the call right now, for a reason that
-/// passes without any change here: loading its dataset after a restart (`LOADING`), a
-/// replica or a demoted master during a failover (`READONLY`, `MASTERDOWN`), out of
-/// memory (`OOM`), busy with a long script (`BUSY`), not persisting or without enough
-/// replicas (`MISCONF`, `NOREPLICAS`), a cluster resharding or down (`TRYAGAIN`,
-/// `CLUSTERDOWN`), or no master from the sentinels. Such answers are outages
-/// (fail-open applies); `CROSSSLOT`, script errors, permissions and malformed replies
-/// stay invalid (a misconfiguration, refused in every fail mode).
-fn is_outage(e: &RedisError) -> bool {
-    match e.kind() {
-        ErrorKind::Server(
-            ServerErrorKind::BusyLoading
-            | ServerErrorKind::ReadOnly
-            | ServerErrorKind::MasterDown
-            | ServerErrorKind::TryAgain
-            | ServerErrorKind::ClusterDown,
-        )
-        | ErrorKind::MasterNameNotFoundBySentinel
-        | ErrorKind::NoValidReplicasFoundBySentinel
-        | ErrorKind::ClusterConnectionNotFound => true,
-        // Codes the client library has no kind for.
-        _ => matches!(
-            e.code(),
-            Some("OOM" | "BUSY" | "MISCONF" | "NOREPLICAS" | "LOADING" | "READONLY")
-        ),
     }
 }
 

@@ -80,21 +80,15 @@ impl Conn {
     }
 }
 
-/// Classifies a Redis error: unreachable, or reachable but not serving for now (loading
-/// its data set, failing over, cluster down), follows the fail mode; anything else
-/// (`WRONGTYPE`, `NOPERM`, failed authentication, an unparsable reply) is invalid and
-/// fails closed.
+/// Classifies a Redis error: unreachable, timed out, or answering that it cannot serve
+/// right now ([`gw_core::redis_code_is_outage`]: loading, failing over, out of memory,
+/// cluster down, ...) follows the fail mode; anything else (`WRONGTYPE`, `NOPERM`, failed
+/// authentication, an unparsable reply) is invalid and fails closed.
 fn to_backend(e: RedisError) -> BackendError {
-    use redis::{ErrorKind, ServerErrorKind};
-    let not_serving = matches!(
+    use redis::ErrorKind;
+    let no_server = matches!(
         e.kind(),
-        ErrorKind::Server(
-            ServerErrorKind::BusyLoading
-                | ServerErrorKind::TryAgain
-                | ServerErrorKind::ClusterDown
-                | ServerErrorKind::MasterDown
-                | ServerErrorKind::ReadOnly
-        ) | ErrorKind::ClusterConnectionNotFound
+        ErrorKind::ClusterConnectionNotFound
             | ErrorKind::MasterNameNotFoundBySentinel
             | ErrorKind::NoValidReplicasFoundBySentinel
     );
@@ -103,7 +97,8 @@ fn to_backend(e: RedisError) -> BackendError {
     } else if e.is_io_error()
         || e.is_connection_refusal()
         || e.is_connection_dropped()
-        || not_serving
+        || no_server
+        || e.code().is_some_and(gw_core::redis_code_is_outage)
     {
         BackendError::unavailable("redis", e)
     } else {
@@ -314,6 +309,11 @@ mod tests {
         ] {
             let e = RedisError::from((ErrorKind::Server(k), "server"));
             assert_eq!(kind(e), BackendErrorKind::Unavailable, "{k:?}");
+        }
+        // Codes the client library has no kind for, as gw-budget classifies them.
+        for reply in ["OOM", "BUSY", "MISCONF", "NOREPLICAS"] {
+            let e = redis::make_extension_error(reply.into(), None);
+            assert_eq!(kind(e), BackendErrorKind::Unavailable, "{reply}");
         }
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert_eq!(kind(refused.into()), BackendErrorKind::Unavailable);

@@ -15,10 +15,16 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use crate::keys::{KeyRing, KeyState, KeyStore, MAX_EXPIRY_UNIX, ServiceKey, expiry_from_unix};
 use crate::nonce::NonceCache;
 
+/// Classifies a Redis error: unreachable, timed out or answering that it cannot serve right
+/// now ([`gw_core::redis_code_is_outage`]) is unavailable; anything else is invalid.
 fn unavailable(e: redis::RedisError) -> BackendError {
     if e.is_timeout() {
         BackendError::timeout("redis", e)
-    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+    } else if e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.code().is_some_and(gw_core::redis_code_is_outage)
+    {
         BackendError::unavailable("redis", e)
     } else {
         BackendError::invalid("redis", e)
@@ -290,5 +296,29 @@ impl KeyStore for RedisKeyStore {
 
     fn rings(&self) -> BoxFuture<'_, Result<Vec<Arc<KeyRing>>, BackendError>> {
         Box::pin(self.all())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gw_core::BackendErrorKind;
+
+    #[test]
+    fn a_redis_that_cannot_serve_right_now_is_unavailable() {
+        let kind = |code: &str| unavailable(redis::make_extension_error(code.into(), None)).kind;
+        for code in [
+            "OOM",
+            "LOADING",
+            "READONLY",
+            "BUSY",
+            "MISCONF",
+            "CLUSTERDOWN",
+        ] {
+            assert_eq!(kind(code), BackendErrorKind::Unavailable, "{code}");
+        }
+        for code in ["NOPERM", "WRONGTYPE", "ERR"] {
+            assert_eq!(kind(code), BackendErrorKind::Invalid, "{code}");
+        }
     }
 }
