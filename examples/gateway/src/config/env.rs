@@ -133,6 +133,7 @@ mod tests {
             // svc-hmac's one strict parser, not a copy of it.
             let strict = svc_hmac::ModeSwitch::try_parse_env(Some(bad)).unwrap_err();
             assert_eq!(err, strict.to_string());
+            assert!(err.contains(svc_hmac::Mode::SPELLINGS), "{err}");
         }
         for (value, mode) in [
             ("enforce", svc_hmac::Mode::Enforce),
@@ -150,6 +151,18 @@ mod tests {
         assert_eq!(unset.service_auth.enforcement_cap, None);
         // Environment only: the file cannot set it.
         assert!(toml::from_str::<Config>("[service_auth]\nenforcement_cap = \"off\"").is_err());
+    }
+
+    #[test]
+    fn the_configuration_doc_lists_every_accepted_mode_spelling() {
+        // `Mode::SPELLINGS` is checked against the parser in svc-hmac; the refusal message
+        // quotes it (see `enforcement_cap_must_parse`), and so must the operator's docs.
+        let doc = include_str!("../../../../docs/configuration.md");
+        let row = doc
+            .lines()
+            .find(|l| l.contains("`SERVICE_AUTH_ENFORCEMENT_MODE`"))
+            .unwrap();
+        assert!(row.contains(svc_hmac::Mode::SPELLINGS), "{row}");
     }
 
     #[test]
