@@ -82,7 +82,8 @@ pub struct ServiceAuthConfig {
     pub default_mode: String,
     /// Routes that only services may call (enforced).
     pub service_only: Vec<String>,
-    /// Routes verified but never blocked.
+    /// Routes verified but never blocked for a bad or missing signature (a body that fails
+    /// mid-stream is still answered 400).
     pub log_only: Vec<String>,
     /// Routes never checked.
     pub exempt: Vec<String>,
