@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use crate::eval::{Headers, Rejection};
-use crate::service::Undo;
+use crate::undo::Undo;
 
 /// The outcome of an evaluation: the headers for the response and what to give back if
 /// the inner service refuses the request, or the rejection.

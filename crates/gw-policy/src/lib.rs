@@ -125,6 +125,7 @@ mod service;
 pub mod store;
 mod time;
 pub mod trial;
+mod undo;
 
 #[cfg(feature = "rego")]
 pub mod rego;

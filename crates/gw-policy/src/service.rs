@@ -14,13 +14,10 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::config::{FLAG_GOVERNOR_APPROVAL, FLAG_SANDBOX_ROUTING, FLAG_TRIAL_MODE};
-use crate::eval::{
-    ConsumedApproval, Evaluated, Headers, Rejection, Subject, disabled, settle, target_value,
-    timed, within,
-};
+use crate::eval::{Evaluated, Headers, Rejection, Subject, disabled, settle, target_value, timed};
 use crate::future::ResponseFuture;
 use crate::layer::PolicyLayer;
-use crate::store::ApprovalBinding;
+use crate::undo::{Undo, Used, compensate};
 use crate::{governor, sandbox, trial};
 
 /// Middleware that applies trial mode, governor approval and sandbox routing; built by
@@ -126,52 +123,6 @@ impl Start {
             governor_on: flags.is_enabled(FLAG_GOVERNOR_APPROVAL, true),
             sandbox_on: flags.is_enabled(FLAG_SANDBOX_ROUTING, true),
         }
-    }
-}
-
-/// What an admitted request used up: the counted task and the consumed approval.
-#[derive(Debug)]
-pub(crate) struct Used {
-    acquired: Option<String>,
-    approval: Option<Box<ConsumedApproval>>,
-}
-
-impl Used {
-    /// Takes what the trial and governor policies used up, if anything.
-    fn take([t, g, _]: &mut [Evaluated; 3]) -> Option<Self> {
-        let acquired = t.effects.acquired.take();
-        let approval = g.effects.approval.take();
-        (acquired.is_some() || approval.is_some()).then_some(Self { acquired, approval })
-    }
-}
-
-/// Gives back what an admitted request used up when the service inside refuses it (see
-/// [`ResponseFuture`]).
-#[derive(Debug)]
-pub(crate) struct Undo {
-    cfg: Arc<PolicyLayer>,
-    used: Used,
-}
-
-impl Undo {
-    fn new(cfg: &Arc<PolicyLayer>, used: Used) -> Self {
-        Self {
-            cfg: cfg.clone(),
-            used,
-        }
-    }
-
-    /// Releases the task and restores the approval.
-    pub(crate) async fn run(self) {
-        let Self { cfg, used } = self;
-        let now = cfg.clock.now();
-        compensate(
-            &cfg,
-            used.acquired.as_deref(),
-            used.approval.as_deref(),
-            now,
-        )
-        .await;
     }
 }
 
@@ -386,39 +337,6 @@ fn finish(
             .map(|quota| trial::ratelimit(&cfg.trial, quota)),
         target,
     })
-}
-
-/// Undoes what admitted policies used up when another policy, or the service inside,
-/// rejected the request: the counted task and the consumed approval. Failures are logged;
-/// the rejection stands.
-async fn compensate(
-    cfg: &PolicyLayer,
-    acquired: Option<&str>,
-    approval: Option<&ConsumedApproval>,
-    now: SystemTime,
-) {
-    if let Some(key) = acquired {
-        let release = pin!(cfg.trial.store.release(key));
-        match within(cfg.trial.settings.timeout, release).await.0 {
-            Some(Ok(())) => {}
-            Some(Err(e)) => tracing::warn!(error = %e, "could not release a trial task"),
-            None => tracing::warn!("timed out releasing a trial task"),
-        }
-    }
-    if let Some(a) = approval {
-        let binding = ApprovalBinding {
-            action: &a.action,
-            resource: &a.resource,
-            user_id: &a.user_id,
-        };
-        let store = &cfg.governor.store;
-        let restore = pin!(store.restore(&a.token, binding, a.expires_at, now));
-        match within(cfg.governor.settings.timeout, restore).await.0 {
-            Some(Ok(())) => {}
-            Some(Err(e)) => tracing::warn!(error = %e, "could not restore an approval"),
-            None => tracing::warn!("timed out restoring an approval"),
-        }
-    }
 }
 
 /// Polls three pinned futures until all are done, without moving them.
