@@ -216,12 +216,9 @@ pub(crate) enum Lookup<'a> {
 }
 
 impl KeySet {
-    /// A set of `keys`. A later key with the same `kid` replaces an earlier one.
-    ///
-    /// Keys without a `kid` (a PEM key loaded without one) also answer tokens whose
-    /// `kid` names no key in the set, by the same rule as a token without `kid`: the one
-    /// unnamed key that allows the token's `alg`. Most identity providers always send a
-    /// `kid`; the operator who configured a single key without one did not pin it.
+    /// A set of `keys`; a later key with the same `kid` replaces an earlier one. A token
+    /// whose `kid` names no key here is answered as one without a `kid`: by the one key
+    /// without a `kid` that allows its `alg`.
     pub fn new(keys: impl IntoIterator<Item = VerifyKey>) -> Self {
         let mut by_kid = HashMap::new();
         let mut unnamed = Vec::new();

@@ -38,13 +38,8 @@ impl AgentIdExtractor for NoAgent {
 
 /// The agent id is a path parameter, e.g. `agent_id` in `/api/v1/agents/{agent_id}/*`.
 ///
-/// The id is whatever the caller put in the path: it is not bound to the caller. Any
-/// caller can name another tenant's agent, and its request is charged to that agent's
-/// budget from the reservation until the response (error responses are then released,
-/// successful ones charged), so concurrent or slow requests can hold that budget, fire
-/// its alerts and run the [`AgentPauser`](crate::AgentPauser). Bind the id to the
-/// caller before this layer: an ownership check (authorization of the agent for the
-/// `Principal`) in an outer layer, or [`ClaimAgentId`] when the token names the agent.
+/// The id is not bound to the caller: bind it in an outer layer, or use [`ClaimAgentId`]
+/// (see the [crate docs](crate)).
 #[derive(Debug, Clone)]
 pub struct PathParam {
     routes: RouteSet,

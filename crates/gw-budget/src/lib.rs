@@ -69,9 +69,13 @@
 //!   script error) is a misconfiguration and always refused with 503. Each decision is recorded in
 //!   [`gw_core::Decisions`] as layer `budget`, policy `agent_budget`.
 //!
-//! The agent id a [`PathParam`] or [`HeaderAgentId`] finds is not bound to the caller:
-//! bind it with an ownership check in an outer layer (or use [`ClaimAgentId`]), or any
-//! caller can spend, or hold with requests in flight, another tenant's agent budget.
+//! The agent id a [`PathParam`] or [`HeaderAgentId`] finds is whatever the caller sent:
+//! it is not bound to the caller. Any caller can name another tenant's agent, and the
+//! request is charged to that agent's budget from the reservation until the response
+//! (error responses are then released, successful ones charged), so concurrent or slow
+//! requests can hold that budget, fire its alerts and run the [`AgentPauser`]. Bind the
+//! id before this layer: an ownership check (authorization of the agent for the
+//! `Principal`) in an outer layer, or [`ClaimAgentId`] when the token names the agent.
 //!
 //! A reserve that times out leaves its outcome unknown: the store may have made the
 //! reservation and only the answer been lost (Redis ran the script, the reply came

@@ -1,4 +1,21 @@
 //! In-process nonce cache: bounded, swept by expiry second, fair between services.
+//!
+//! Sizing: the layer keeps a nonce until its timestamp leaves the window
+//! (`ts + window + 1 s`, about 301 s by default), so a replica verifies at most
+//! `capacity / 301` requests per second summed over all services (3 300 per second at the
+//! default capacity, 2 900 for services at equal rates, which fill 7/8 of it). An entry is
+//! a 128-bit fingerprint of `(service id, nonce)` under two per-process random SipHash
+//! keys, 50 to 95 bytes with the expiry slot and growth slack and no allocation of its
+//! own, so a full default cache takes at most about 95 MB, taken as it fills (300 requests
+//! per second hold about 90 000 nonces, under 9 MB). Two distinct nonces are confused only
+//! on a 128-bit collision.
+//!
+//! Fairness: once the cache is 7/8 full, a service holding at least the average share
+//! (entries divided by the services holding entries, counting the caller) is refused; the
+//! last eighth goes to services below the average.
+//!
+//! Expiry: nonces are grouped by the second they expire in (rounded up, never early) and
+//! dropped a whole second at a time by the next call, so no call scans the cache.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -11,37 +28,15 @@ use gw_core::{BackendError, SharedClock, SystemClock};
 
 use crate::nonce::NonceCache;
 
-/// Default capacity of [`MemoryNonceCache`]: 1 000 000 nonces.
-///
-/// The layer keeps a nonce until its timestamp leaves the window (`ts + window + 1 s`,
-/// about 301 s for an on-time request with the default 300 s window), so a replica
-/// verifies at most about `capacity / 301 s` requests per second summed over all
-/// services: about 3 300 per second with this default, 7/8 of that (2 900) for services
-/// sending at equal rates (see [`MemoryNonceCache`] for the reserve). A nonce takes 50 to
-/// 95 bytes (hash set slot, expiry bucket slot, growth slack), so a full cache takes at
-/// most about 95 MB; memory is taken as the cache fills (300 requests per second hold
-/// about 90 000 nonces, under 9 MB). Size it for your peak rate, or share a
-/// `RedisNonceCache` between replicas.
+/// Default capacity of [`MemoryNonceCache`]: 1 000 000 nonces, enough for about 3 300
+/// verified requests per second per replica with the default 300 s window (a nonce is kept
+/// about 301 s).
 pub const DEFAULT_NONCE_CAPACITY: usize = 1_000_000;
 
-/// A bounded in-process nonce cache for a single replica.
-///
-/// When it is full of unexpired nonces it refuses to record more (a [`BackendError`], so
-/// the layer's fail mode decides) rather than forgetting a nonce that could then be
-/// replayed. Only requests whose MAC verified are recorded, so only key holders fill it.
-///
-/// **Fair between services.** The last eighth of the capacity is a reserve: once the
-/// cache is that full, a service holding at least the average share (entries divided by
-/// the services holding entries, counting the caller) is refused, so one service that
-/// fills the cache cannot refuse the others; the reserve goes to services below the
-/// average. A service alone, or services at equal rates, fill 7/8 of it.
-///
-/// **Expiry.** Nonces are grouped by the second they expire in (rounded up, never early)
-/// and dropped a whole second at a time by the next call, so no call scans the cache.
-///
-/// Entries are 128-bit fingerprints of `(service id, nonce)` under two per-process random
-/// SipHash keys, 50 to 95 bytes each with no allocation per entry; telling two distinct
-/// nonces apart fails only on a 128-bit collision.
+/// A bounded in-process nonce cache for one replica, good for about `capacity / 301`
+/// verified requests per second with the default window. When full it refuses to record
+/// more (a [`BackendError`], so the layer's fail mode decides) rather than forget a live
+/// nonce, and keeps its last eighth for services below the average share.
 #[derive(Debug)]
 pub struct MemoryNonceCache {
     state: Mutex<State>,
