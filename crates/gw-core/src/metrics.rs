@@ -1,4 +1,4 @@
-//! Counters for the per-request path: [`HotCounter`] and the [`hot_counter!`] macro.
+//! Counters for the per-request path: [`HotCounter`] and the [`hot_counter!`](crate::hot_counter) macro.
 //!
 //! `metrics::counter!` asks the recorder for the counter's handle at every call. With a
 //! real recorder (the gateway installs Prometheus's) that is a registry lookup: a hash,
