@@ -85,8 +85,10 @@ impl AuditLayer {
     /// holding a word of [`SECRET_FIELD_WORDS`](crate::SECRET_FIELD_WORDS) such as
     /// `token`, `secret`, `password`, `apikey`, and the names in
     /// [`DEFAULT_REDACTED_FIELDS`](crate::DEFAULT_REDACTED_FIELDS)). Names are compared
-    /// exactly in normal form: last `[...]` or `.` part, lower case, without `-`, `_`
-    /// and spaces (`session_id` also redacts `sessionId` and `user[session-id]`).
+    /// exactly in normal form, lower case, without `-`, `_` and spaces, against each
+    /// `[...]` or `.` part of a field name and against its parts joined (`session_id`
+    /// also redacts `sessionId` and `user[session-id]`; `card[number]` redacts
+    /// `card.number`, not `number`).
     pub fn redact_fields<T: Into<String>>(self, names: impl IntoIterator<Item = T>) -> Self {
         let extra: Vec<String> = names.into_iter().map(Into::into).collect();
         self.map(|c| c.redactor.add_fields(extra))

@@ -120,17 +120,27 @@ impl Redactor {
 
     /// Whether field `name` is secret (see [`names`] for the rules).
     fn secrecy(&self, name: &str) -> Secrecy {
-        names::with_normal(name, |n, may_hold_word| {
-            if self.field_lengths & length_bit(n.len()) != 0
-                && self.fields.iter().any(|f| **f == *n)
-            {
+        names::with_normal(name, |n| {
+            if self.is_listed(n) {
                 Secrecy::Secret
-            } else if may_hold_word {
-                names::words(n)
+            } else if n.may_hold_word {
+                names::words(n.text)
             } else {
                 Secrecy::Plain
             }
         })
+    }
+
+    /// Whether a part of `n`, or its parts joined, is a listed field name.
+    fn is_listed(&self, n: names::Normal<'_>) -> bool {
+        let listed = |len: usize, eq: &dyn Fn(&[u8]) -> bool| {
+            self.field_lengths & length_bit(len) != 0 && self.fields.iter().any(|f| eq(f))
+        };
+        if !n.nested {
+            return listed(n.text.len(), &|f| f == n.text);
+        }
+        n.parts().any(|p| listed(p.len(), &|f| f == p))
+            || listed(n.joined_len(), &|f| n.joined_eq(f))
     }
 
     /// Replaces the values of secret fields, at any depth; returns the estimated heap
@@ -288,6 +298,43 @@ mod tests {
             q,
             json!({"a": ["1", "2"], "token": REDACTED, "name": "Jürgen M", "flag": "",
                    "bad": "%zz%4"})
+        );
+    }
+
+    #[test]
+    fn a_secret_word_in_any_part_of_a_nested_name_redacts_it() {
+        let r = Redactor::default();
+        let q = r.query(Some(
+            "token[0]=abc&password[0]=p&api_key[0]=k&secret[value]=s&private.key=pk\
+             &user[pin]=1234&pin[0]=4321&max_tokens[0]=5\
+             &usage.prompt_tokens=7&page[0]=2",
+        ));
+        assert_eq!(
+            q,
+            json!({"token[0]": REDACTED, "password[0]": REDACTED, "api_key[0]": REDACTED,
+                   "secret[value]": REDACTED, "private.key": REDACTED,
+                   "user[pin]": REDACTED, "pin[0]": REDACTED, "max_tokens[0]": "5", "usage.prompt_tokens": "7", "page[0]": "2"})
+        );
+        let mut body = json!({"password[0]": "p", "secret.value": "s", "a.b": "kept"});
+        r.json(&mut body);
+        assert_eq!(
+            body,
+            json!({"password[0]": REDACTED, "secret.value": REDACTED, "a.b": "kept"})
+        );
+    }
+
+    #[test]
+    fn listed_names_match_any_part_or_the_parts_joined() {
+        let mut r = Redactor::default();
+        r.add_fields(["session_id".to_owned(), "card[number]".to_owned()]);
+        let q = r.query(Some(
+            "user[session-id]=a&sessionId=b&card.number=c&cardNumber=d&number=e&card=f",
+        ));
+        assert_eq!(
+            q,
+            json!({"user[session-id]": REDACTED, "sessionId": REDACTED,
+                   "card.number": REDACTED, "cardNumber": REDACTED, "number": "e",
+                   "card": "f"})
         );
     }
 }

@@ -1,16 +1,17 @@
 //! Which body and query field names hold secrets.
 //!
-//! A name is compared in a normal form: its last part when it is nested (`user[password]`,
-//! `user.password` -> `password`), in lower case, without `-`, `_` and spaces
-//! (`X-Api-Key`, `api_key`, `apiKey` -> `apikey`). It is secret when the normal form
+//! A name is compared in a normal form: lower case, without `-`, `_` and spaces
+//! (`X-Api-Key`, `api_key`, `apiKey` -> `apikey`), its parts between `[`, `]` and `.`
+//! kept apart (`user[Pass_Word]` -> `user`, `password`). It is secret when any part
 //! equals a listed name (the short ones in [`DEFAULT_REDACTED_FIELDS`] and those added
-//! with `AuditLayer::redact_fields`) or contains a word of [`SECRET_FIELD_WORDS`]
-//! anywhere (`accessToken`, `client_secret`, `db-password`, `private_key`).
+//! with `AuditLayer::redact_fields`, which also match the parts joined), or when any
+//! part, or the parts joined, contains a word of [`SECRET_FIELD_WORDS`] anywhere
+//! (`accessToken`, `client_secret`, `db-password`, `password[0]`, `private.key`).
 //!
-//! The one exception: a name whose only secret word is `token` followed by `s`, `count`,
-//! `limit` or `usage` (`max_tokens`, `prompt_tokens`, `token_count`) names a number of
-//! tokens, not a credential, and is kept when its value is a number; any other value
-//! under such a name (`"tokens": ["..."]`) is redacted.
+//! The one exception: a name whose every secret word is `token` followed by `s`,
+//! `count`, `limit` or `usage` (`max_tokens`, `prompt_tokens`, `token_count`) names a
+//! number of tokens, not a credential, and is kept when its value is a number; any
+//! other value under such a name (`"tokens": ["..."]`) is redacted.
 //!
 //! Every name is normalized into a stack buffer (names over 64 bytes, rare, into a heap
 //! one), and most names are told apart from every secret word by one table lookup per
@@ -71,65 +72,129 @@ pub(crate) enum Secrecy {
 /// Room for a normalized name on the stack.
 const INLINE: usize = 64;
 
-/// The part of `name` that is compared: the last non-empty part between `[`, `]`, `.`.
-fn last_part(name: &str) -> &str {
-    if !name
-        .as_bytes()
-        .iter()
-        .any(|&b| matches!(b, b'[' | b']' | b'.'))
-    {
-        return name;
-    }
-    name.rsplit(['[', ']', '.'])
-        .find(|s| !s.is_empty())
-        .unwrap_or(name)
+/// Stands for `[`, `]` and `.` in a normal form: the boundary between two parts.
+pub(crate) const SEP: u8 = b'.';
+
+/// A normalized name, as [`with_normal`] hands it over.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Normal<'a> {
+    /// The normal form, parts separated by one [`SEP`] (none leading or trailing).
+    pub(crate) text: &'a [u8],
+    /// Whether it may hold a secret word (see [`words`]).
+    pub(crate) may_hold_word: bool,
+    /// Whether it has more than one part.
+    pub(crate) nested: bool,
 }
 
-/// Calls `f` with the normal form of `name` and whether it may hold a secret word.
-pub(crate) fn with_normal<R>(name: &str, f: impl FnOnce(&[u8], bool) -> R) -> R {
-    let part = last_part(name).as_bytes();
+impl Normal<'_> {
+    /// The parts of a nested name (`user`, `password` for `user[password]`).
+    pub(crate) fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        self.text.split(|&b| b == SEP)
+    }
+
+    /// Whether the whole name, parts joined, equals `other` (`card[number]` and
+    /// `cardnumber`).
+    pub(crate) fn joined_eq(&self, other: &[u8]) -> bool {
+        self.text.iter().filter(|&&b| b != SEP).eq(other)
+    }
+
+    /// The length of the whole name, parts joined.
+    pub(crate) fn joined_len(&self) -> usize {
+        self.text.iter().filter(|&&b| b != SEP).count()
+    }
+}
+
+/// Calls `f` with the normal form of `name`.
+pub(crate) fn with_normal<R>(name: &str, f: impl FnOnce(Normal<'_>) -> R) -> R {
+    let name = name.as_bytes();
     let mut inline = [0u8; INLINE];
     let mut heap = Vec::new();
-    let out: &mut [u8] = if part.len() <= INLINE {
+    let out: &mut [u8] = if name.len() <= INLINE {
         &mut inline
     } else {
-        heap.resize(part.len(), 0);
+        heap.resize(name.len(), 0);
         &mut heap
     };
     let mut len = 0;
     let mut candidate = false;
+    let mut nested = false;
     let mut prev = 0u8;
-    for &b in part {
-        if matches!(b, b'-' | b'_' | b' ') {
-            continue;
+    for &b in name {
+        match b {
+            b'-' | b'_' | b' ' => continue,
+            // One separator between two non-empty parts; the letter pairs run on across
+            // it (`private.key` holds `privatekey`).
+            b'[' | b']' | b'.' => {
+                if len > 0 && out[len - 1] != SEP {
+                    out[len] = SEP;
+                    len += 1;
+                }
+                continue;
+            }
+            _ => {}
         }
         let b = b.to_ascii_lowercase();
         if b.is_ascii_lowercase() && prev.is_ascii_lowercase() {
             candidate |= PAIRS[usize::from(prev - b'a')] & (1 << (b - b'a')) != 0;
         }
+        if len > 0 && out[len - 1] == SEP {
+            nested = true;
+        }
         out[len] = b;
         len += 1;
         prev = b;
     }
-    f(&out[..len], candidate)
+    if len > 0 && out[len - 1] == SEP {
+        len -= 1;
+    }
+    f(Normal {
+        text: &out[..len],
+        may_hold_word: candidate,
+        nested,
+    })
 }
 
-/// How the normal form `n` (that may hold a secret word) reads.
+/// The end (in `n`) of `word` when `n` starts with it, separators between its letters
+/// skipped (`private.key`).
+fn word_end(n: &[u8], word: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    for &w in word {
+        while i > 0 && n.get(i) == Some(&SEP) {
+            i += 1;
+        }
+        if n.get(i) != Some(&w) {
+            return None;
+        }
+        i += 1;
+    }
+    Some(i)
+}
+
+/// Whether `after`, what follows a `token`, makes a token count.
+fn counts_tokens(after: &[u8]) -> bool {
+    ["s", "count", "limit", "usage"]
+        .iter()
+        .any(|s| after.starts_with(s.as_bytes()))
+}
+
+/// How the normal form `n` (that may hold a secret word) reads: secret when any part,
+/// or the parts joined, holds a word that is not a token count.
 pub(crate) fn words(n: &[u8]) -> Secrecy {
     let mut found = Secrecy::Plain;
     for i in 0..n.len() {
         let rest = &n[i..];
+        if rest[0] == SEP {
+            continue;
+        }
         for word in SECRET_FIELD_WORDS {
             let word = word.as_bytes();
-            if word[0] != rest[0] || !rest.starts_with(word) {
+            if word[0] != rest[0] {
                 continue;
             }
-            let after = &rest[word.len()..];
-            let counts = word == b"token"
-                && ["s", "count", "limit", "usage"]
-                    .iter()
-                    .any(|s| after.starts_with(s.as_bytes()));
-            if !counts {
+            let Some(end) = word_end(rest, word) else {
+                continue;
+            };
+            if word != b"token" || !counts_tokens(&rest[end..]) {
                 return Secrecy::Secret;
             }
             found = Secrecy::TokenCount;
@@ -138,9 +203,12 @@ pub(crate) fn words(n: &[u8]) -> Secrecy {
     found
 }
 
-/// `name` in normal form, for the configured list.
+/// `name` in normal form, parts joined, for the configured list.
 pub(crate) fn normal(name: &str) -> String {
-    with_normal(name, |n, _| String::from_utf8_lossy(n).into_owned())
+    with_normal(name, |n| {
+        let joined: Vec<u8> = n.text.iter().copied().filter(|&b| b != SEP).collect();
+        String::from_utf8_lossy(&joined).into_owned()
+    })
 }
 
 #[cfg(test)]
@@ -148,10 +216,10 @@ mod tests {
     use super::*;
 
     fn secrecy(name: &str) -> Secrecy {
-        with_normal(name, |n, candidate| {
-            let found = words(n);
+        with_normal(name, |n| {
+            let found = words(n.text);
             // The letter-pair filter never hides a word.
-            assert!(candidate || found == Secrecy::Plain, "{name}");
+            assert!(n.may_hold_word || found == Secrecy::Plain, "{name}");
             found
         })
     }
@@ -165,12 +233,15 @@ mod tests {
 
     #[test]
     fn names_are_normalized() {
+        let text = |name: &str| with_normal(name, |n| String::from_utf8_lossy(n.text).into_owned());
         assert_eq!(normal("X-Api-Key"), "xapikey");
-        assert_eq!(normal("user[Pass_Word]"), "password");
-        assert_eq!(normal("user[profile][api-key]"), "apikey");
-        assert_eq!(normal("tokens[]"), "tokens");
-        assert_eq!(normal("a.b.Client Secret"), "clientsecret");
+        assert_eq!(normal("user[Pass_Word]"), "userpassword");
+        assert_eq!(text("user[Pass_Word]"), "user.password");
+        assert_eq!(text("user[profile][api-key]"), "user.profile.apikey");
+        assert_eq!(text("[tokens][]"), "tokens");
+        assert_eq!(text("a..b.Client Secret"), "a.b.clientsecret");
         assert_eq!(normal(&format!("{}Token", "x".repeat(100))).len(), 105);
+        assert!(with_normal("a[b]", |n| n.nested) && !with_normal("tokens[]", |n| n.nested));
     }
 
     #[test]
@@ -196,6 +267,15 @@ mod tests {
             "token_type",
             "otp_token",
             "tokens_secret",
+            "password[0]",
+            "token[1]",
+            "api_key[0]",
+            "secret[value]",
+            "private.key",
+            "user[password]",
+            "tokens[0]secret",
+            "max_tokens.token",
+            "token.count",
             &format!("{}_token", "x".repeat(100)),
         ] {
             assert_eq!(secrecy(name), Secrecy::Secret, "{name}");
@@ -206,6 +286,11 @@ mod tests {
             "token_count",
             "tokenLimit",
             "tokens",
+            "token_usage",
+            "total_tokens",
+            "max_tokens[0]",
+            "usage.prompt_tokens",
+            "tokens[]",
         ] {
             assert_eq!(secrecy(name), Secrecy::TokenCount, "{name}");
         }
@@ -222,6 +307,9 @@ mod tests {
             "passenger",
             "key",
             "",
+            "user[name]",
+            "items[0].value",
+            "...",
         ] {
             assert_eq!(secrecy(name), Secrecy::Plain, "{name}");
         }
@@ -238,7 +326,7 @@ mod tests {
             "temperature",
             "stream",
         ] {
-            assert!(!with_normal(name, |_, candidate| candidate), "{name}");
+            assert!(!with_normal(name, |n| n.may_hold_word), "{name}");
         }
     }
 }
