@@ -306,20 +306,44 @@ mod tests {
         let r = Redactor::default();
         let q = r.query(Some(
             "token[0]=abc&password[0]=p&api_key[0]=k&secret[value]=s&private.key=pk\
-             &user[pin]=1234&pin[0]=4321&max_tokens[0]=5\
+             &user[pin]=1234&pin[0]=4321&max_tokens[0]=5&tokens[sms]=123456\
              &usage.prompt_tokens=7&page[0]=2",
         ));
         assert_eq!(
             q,
             json!({"token[0]": REDACTED, "password[0]": REDACTED, "api_key[0]": REDACTED,
                    "secret[value]": REDACTED, "private.key": REDACTED,
-                   "user[pin]": REDACTED, "pin[0]": REDACTED, "max_tokens[0]": "5", "usage.prompt_tokens": "7", "page[0]": "2"})
+                   "user[pin]": REDACTED, "pin[0]": REDACTED, "max_tokens[0]": "5",
+                   "tokens[sms]": REDACTED, "usage.prompt_tokens": "7", "page[0]": "2"})
         );
         let mut body = json!({"password[0]": "p", "secret.value": "s", "a.b": "kept"});
         r.json(&mut body);
         assert_eq!(
             body,
             json!({"password[0]": REDACTED, "secret.value": REDACTED, "a.b": "kept"})
+        );
+    }
+
+    #[test]
+    fn numbers_are_kept_only_under_names_that_count_tokens() {
+        let r = Redactor::default();
+        let q = r.query(Some(
+            "token_sms=123456&tokenSerial=42&token_counter=7&max_tokens=100\
+             &tokens_used=9&prompt_tokens=3&token_count=4&tokens=abc",
+        ));
+        assert_eq!(
+            q,
+            json!({"token_sms": REDACTED, "tokenSerial": REDACTED, "token_counter": REDACTED,
+                   "max_tokens": "100", "tokens_used": "9", "prompt_tokens": "3",
+                   "token_count": "4", "tokens": REDACTED})
+        );
+        let mut body = json!({"token_sms": 123456, "tokenSerial": 42, "max_tokens": 100,
+                              "usage": {"total_tokens": 12}});
+        r.json(&mut body);
+        assert_eq!(
+            body,
+            json!({"token_sms": REDACTED, "tokenSerial": REDACTED, "max_tokens": 100,
+                   "usage": {"total_tokens": 12}})
         );
     }
 

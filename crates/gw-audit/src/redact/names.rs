@@ -9,9 +9,11 @@
 //! (`accessToken`, `client_secret`, `db-password`, `password[0]`, `private.key`).
 //!
 //! The one exception: a name whose every secret word is `token` followed by `s`,
-//! `count`, `limit` or `usage` (`max_tokens`, `prompt_tokens`, `token_count`) names a
-//! number of tokens, not a credential, and is kept when its value is a number; any
-//! other value under such a name (`"tokens": ["..."]`) is redacted.
+//! `count`, `limit`, `usage` or `used` (or `s` and one of those) at its end, or before
+//! index parts only (`max_tokens`, `prompt_tokens`, `token_count`, `tokens_used`,
+//! `max_tokens[0]`), names a number of tokens, not a credential, and is kept when its
+//! value is a number; any other value under such a name (`"tokens": ["..."]`) is
+//! redacted, and so is any value under `token_sms` or `tokenSerial`.
 //!
 //! Every name is normalized into a stack buffer (names over 64 bytes, rare, into a heap
 //! one), and most names are told apart from every secret word by one table lookup per
@@ -170,11 +172,20 @@ fn word_end(n: &[u8], word: &[u8]) -> Option<usize> {
     Some(i)
 }
 
-/// Whether `after`, what follows a `token`, makes a token count.
+/// What may follow `token` in a name that counts tokens, up to the end of the name.
+const COUNT_SUFFIXES: [&str; 9] = [
+    "s", "count", "limit", "usage", "used", "scount", "slimit", "susage", "sused",
+];
+
+/// Whether `after`, what follows a `token`, makes a token count: one of
+/// [`COUNT_SUFFIXES`], then the end of the name or only index parts (`max_tokens[0]`).
 fn counts_tokens(after: &[u8]) -> bool {
-    ["s", "count", "limit", "usage"]
-        .iter()
-        .any(|s| after.starts_with(s.as_bytes()))
+    COUNT_SUFFIXES.iter().any(|s| {
+        after.strip_prefix(s.as_bytes()).is_some_and(|rest| {
+            rest.is_empty()
+                || (rest[0] == SEP && rest.iter().all(|&b| b == SEP || b.is_ascii_digit()))
+        })
+    })
 }
 
 /// How the normal form `n` (that may hold a secret word) reads: secret when any part,
@@ -275,7 +286,14 @@ mod tests {
             "user[password]",
             "tokens[0]secret",
             "max_tokens.token",
+            "token_sms",
+            "tokenSerial",
+            "tokens_sms",
+            "token_counter",
+            "tokenssn",
+            "tokens[sms]",
             "token.count",
+            "tokens2",
             &format!("{}_token", "x".repeat(100)),
         ] {
             assert_eq!(secrecy(name), Secrecy::Secret, "{name}");
@@ -286,6 +304,7 @@ mod tests {
             "token_count",
             "tokenLimit",
             "tokens",
+            "tokens_used",
             "token_usage",
             "total_tokens",
             "max_tokens[0]",
