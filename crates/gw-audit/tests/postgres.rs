@@ -677,6 +677,31 @@ async fn rows_refused_for_their_data_are_an_invalid_error() {
     drop_schema(&client, &schema).await;
 }
 
+/// A month partition dropped while the sink knew it (retention, by hand) is created
+/// again by the same write: a batch of one record into it is written, not refused.
+#[tokio::test]
+async fn a_single_record_into_a_dropped_month_partition_is_written() {
+    let (client, schema) = schema().await;
+    let sink = sink(&schema);
+    let now = SystemTime::now();
+    sink.write(&[record("a", "c", now)]).await.unwrap();
+    let partition: String = client
+        .query_one(
+            &format!("SELECT {schema}.gateway_audit_ensure_partition($1)"),
+            &[&now],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute(&format!("DROP TABLE {schema}.{partition}"))
+        .await
+        .unwrap();
+    sink.write(&[record("b", "c", now)]).await.unwrap();
+    assert_eq!(count(&client, &schema).await, (1, 1));
+    drop_schema(&client, &schema).await;
+}
+
 /// A path longer than a B-tree index row may be (PostgreSQL refuses such a row with
 /// 54000) is stored cut to `MAX_INDEXED_TEXT` bytes, not lost.
 #[tokio::test]

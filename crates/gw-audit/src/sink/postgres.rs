@@ -8,6 +8,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::SinkExt;
 use gw_core::BackendError;
 use tokio::task::JoinHandle;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, Json, ToSql, Type};
 use tokio_postgres::{Client, NoTls, Statement};
 
@@ -99,7 +100,8 @@ fn encode_row(buf: &mut BytesMut, row: &[&(dyn ToSql + Sync)]) -> Result<(), Bac
 /// A database error whose SQLSTATE says the rows themselves were refused (class 22 data
 /// exception, 23 integrity constraint violation, 54 program limit exceeded, such as an
 /// index row too large) becomes an `invalid` error: the same rows would be refused
-/// again, so the writer isolates and drops them instead of retrying. Anything else
+/// again, so the writer isolates and drops them instead of retrying (the sink itself
+/// retries a 23514 once, which may be a month partition dropped meanwhile). Anything else
 /// (connection, server state, permissions, schema) is `unavailable`: retried and spooled.
 fn err(e: tokio_postgres::Error) -> BackendError {
     match e.as_db_error() {
@@ -113,6 +115,32 @@ fn err(e: tokio_postgres::Error) -> BackendError {
             }
         }
         None => BackendError::unavailable(BACKEND, e),
+    }
+}
+
+/// A failed batch: the error, and whether it may be a row with no month partition.
+struct Failed {
+    error: BackendError,
+    /// SQLSTATE 23514, which PostgreSQL gives for "no partition of relation found for
+    /// row" (and for any other check violation).
+    no_partition: bool,
+}
+
+impl From<tokio_postgres::Error> for Failed {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self {
+            no_partition: e.code() == Some(&SqlState::CHECK_VIOLATION),
+            error: err(e),
+        }
+    }
+}
+
+impl From<BackendError> for Failed {
+    fn from(error: BackendError) -> Self {
+        Self {
+            error,
+            no_partition: false,
+        }
     }
 }
 
@@ -311,15 +339,14 @@ impl PostgresSink {
         Ok(())
     }
 
-    async fn write_batch(&self, conn: &Conn, batch: &[AuditRecord]) -> Result<(), BackendError> {
+    async fn write_batch(&self, conn: &Conn, batch: &[AuditRecord]) -> Result<(), Failed> {
         let client = &conn.client;
         self.ensure_partitions(client, batch).await?;
         // Any error below drops the connection, which rolls the transaction back.
         client
             .batch_execute("BEGIN; SET LOCAL gw_audit.role = 'system'")
-            .await
-            .map_err(err)?;
-        let copy = client.copy_in::<_, Bytes>(&conn.copy).await.map_err(err)?;
+            .await?;
+        let copy = client.copy_in::<_, Bytes>(&conn.copy).await?;
         let mut copy = std::pin::pin!(copy);
         // Room for a chunk and the row that overflows it, so the buffer never regrows.
         let room = COPY_CHUNK + 64 * 1024;
@@ -377,15 +404,16 @@ impl PostgresSink {
             ];
             encode_row(&mut buf, &row)?;
             if buf.len() >= COPY_CHUNK {
-                copy.send(buf.split().freeze()).await.map_err(err)?;
+                copy.send(buf.split().freeze()).await?;
                 buf.reserve(room);
             }
         }
         buf.put_i16(-1);
-        copy.send(buf.freeze()).await.map_err(err)?;
-        copy.as_mut().finish().await.map_err(err)?;
-        client.execute(&conn.insert, &[]).await.map_err(err)?;
-        client.batch_execute("COMMIT").await.map_err(err)
+        copy.send(buf.freeze()).await?;
+        copy.as_mut().finish().await?;
+        client.execute(&conn.insert, &[]).await?;
+        client.batch_execute("COMMIT").await?;
+        Ok(())
     }
 
     /// An idle connection to the current target, or a new one.
@@ -405,23 +433,33 @@ impl PostgresSink {
 impl AuditSink for PostgresSink {
     fn write<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
-            let conn = self.checkout().await?;
-            if let Err(e) = self.write_batch(&conn, batch).await {
-                // A month partition dropped behind our back (retention, by hand) is
-                // refused as "no partition" (23514): look them up again next time.
-                self.months
+            let mut retried = false;
+            loop {
+                let conn = self.checkout().await?;
+                if let Err(failed) = self.write_batch(&conn, batch).await {
+                    drop(conn);
+                    // A month partition dropped behind our back (retention, by hand) is
+                    // refused as "no partition" (23514): look the months up again, and
+                    // try once more at once, which recreates it. A second 23514 is a
+                    // check that refuses the rows.
+                    self.months
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
+                    if failed.no_partition && !retried {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(failed.error);
+                }
+                // Only a connection that finished its batch goes back; after an error (or
+                // a cancelled write) it is closed, and the next write starts afresh.
+                self.idle
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .clear();
-                return Err(e);
+                    .push(conn);
+                return Ok(());
             }
-            // Only a connection that finished its batch goes back; after an error (or a
-            // cancelled write) it is closed, and the next write starts afresh.
-            self.idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(conn);
-            Ok(())
         })
     }
 }
