@@ -494,8 +494,51 @@ async fn an_unreadable_segment_is_moved_aside_and_the_next_ones_replayed() {
     let writer = AuditWriter::spawn(sink.clone(), fast().spool_dir(&dir)).unwrap();
     until("the readable segment", || sink.ids().len() == 10).await;
     until("the spool emptied", || writer.spool_segments() == 0).await;
+    // Its records are lost and counted so (how many cannot be read: at least one).
+    assert_eq!(writer.stats().dropped, 1);
     writer.shutdown(Duration::from_secs(1)).await;
     assert!(dir.join(format!("{:020}.unreadable", 0)).exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A segment whose read fails once (an error that may pass, such as EMFILE) is read
+/// again at the next probe, not moved aside.
+#[tokio::test]
+async fn a_segment_that_fails_to_read_once_is_replayed_at_the_next_probe() {
+    let dir = spool_dir();
+    let segment = dir.join(format!("{:020}.spool", 0));
+    // Reading a directory fails (EISDIR); it is replaced by the segment before the
+    // worker's second try.
+    std::fs::create_dir_all(&segment).unwrap();
+    let sink = Arc::new(FlakySink::default());
+    let writer = AuditWriter::spawn(
+        sink.clone(),
+        fast()
+            .flush_interval(Duration::from_secs(3600))
+            .spool_dir(&dir),
+    )
+    .unwrap();
+    // The worker's first try, at start, fails.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!dir.join(format!("{:020}.unreadable", 0)).exists());
+    let _ = std::fs::remove_dir(&segment);
+    let lines: Vec<u8> = (0..5)
+        .flat_map(|n| {
+            let mut l = serde_json::to_vec(&record(n)).unwrap();
+            l.push(b'\n');
+            l
+        })
+        .collect();
+    std::fs::write(&segment, lines).unwrap();
+    // A full batch wakes the worker, which writes it and then replays the spool.
+    for n in 5..15 {
+        writer.push(record(n));
+    }
+    until("the segment replayed", || sink.ids().len() == 15).await;
+    writer.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(writer.stats().dropped, 0);
+    assert_unique(&sink.ids(), 15);
+    assert!(!dir.join(format!("{:020}.unreadable", 0)).exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -34,7 +34,7 @@ pub struct AuditStats {
     /// Records appended to the disk spool.
     pub spooled: u64,
     /// Records lost: `drop_oldest` evictions, no spool to fall back to, spool errors,
-    /// unreadable spool lines, or records whose data the sink refused.
+    /// unreadable spool lines or segments, or records whose data the sink refused.
     pub dropped: u64,
     /// Requests refused with 503 under the `reject` policy.
     pub rejected: u64,

@@ -188,6 +188,28 @@ pub(crate) fn read_segment(path: &Path) -> io::Result<(Vec<AuditRecord>, usize)>
     Ok((records, bad))
 }
 
+/// The number of non-empty lines of a segment (each one a record, or a torn one).
+pub(crate) fn count_lines(path: &Path) -> io::Result<usize> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let (mut lines, mut in_line) = (0, false);
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok(lines + usize::from(in_line));
+        }
+        for &b in chunk {
+            if b == b'\n' {
+                lines += usize::from(in_line);
+                in_line = false;
+            } else {
+                in_line = true;
+            }
+        }
+        let n = chunk.len();
+        reader.consume(n);
+    }
+}
+
 fn seq_of(path: &Path) -> Option<u64> {
     path.file_name()
         .and_then(|n| n.to_str())
@@ -211,6 +233,28 @@ fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 mod tests {
     use super::*;
     use crate::record::sample;
+
+    #[test]
+    fn lines_are_counted_without_empty_ones_and_with_a_torn_last_one() {
+        let dir = std::env::temp_dir().join(format!("gw-audit-lines-{}", uuid::Uuid::now_v7()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("0.spool");
+        for (text, n) in [
+            ("", 0),
+            ("a\n", 1),
+            ("a\n\nb\n", 2),
+            ("a\nb\nto", 3),
+            ("\n\n", 0),
+        ] {
+            fs::write(&path, text).unwrap();
+            assert_eq!(count_lines(&path).unwrap(), n, "{text:?}");
+        }
+        let long = "x".repeat(20_000) + "\n" + &"y".repeat(9_000);
+        fs::write(&path, long).unwrap();
+        assert_eq!(count_lines(&path).unwrap(), 2);
+        assert!(count_lines(&dir).is_err());
+        fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn segments_rotate_seal_and_survive_reopen() {

@@ -8,7 +8,7 @@ use futures_util::future::join_all;
 use gw_core::{BackendError, BackendErrorKind};
 use tokio::time::{Instant, MissedTickBehavior, sleep, timeout_at};
 
-use super::spool::read_segment;
+use super::spool::{count_lines, read_segment};
 use super::{Item, Shared, ShutdownReport};
 use crate::record::AuditRecord;
 use crate::sink::AuditSink;
@@ -21,6 +21,8 @@ struct Worker {
     /// Emptied batch buffers, reused so a batch costs no large allocation.
     bufs: Vec<Vec<AuditRecord>>,
     items: Vec<Item>,
+    /// The spool segment whose last read failed with an error that may pass.
+    unreadable: Option<std::path::PathBuf>,
 }
 
 pub(super) async fn run(shared: Arc<Shared>, sink: Box<dyn AuditSink>) -> ShutdownReport {
@@ -31,6 +33,7 @@ pub(super) async fn run(shared: Arc<Shared>, sink: Box<dyn AuditSink>) -> Shutdo
         last_failure: Instant::now(),
         bufs: Vec::new(),
         items: Vec::new(),
+        unreadable: None,
     };
     // Whatever an earlier run left in the spool goes first.
     while w.replay_one().await {}
@@ -302,11 +305,34 @@ impl Worker {
                 records
             }
             Err(e) => {
+                // An error that may pass (EMFILE, ENOMEM) is tried again at the next
+                // probe; one that will not, or the same segment failing twice in a row,
+                // has the segment moved aside and its records counted lost.
+                if e.kind() != std::io::ErrorKind::InvalidData
+                    && self.unreadable.as_ref() != Some(&path)
+                {
+                    tracing::warn!(path = %path.display(), "audit spool segment not read, trying again: {e}");
+                    self.unreadable = Some(path);
+                    return false;
+                }
+                self.unreadable = None;
                 tracing::error!(path = %path.display(), "audit spool segment unreadable: {e}");
+                let lost = count_lines(&path);
                 spool.quarantine(&path);
+                // Its records, or at least one when even their count cannot be read.
+                let n = lost.as_ref().map_or(1, |&n| n);
+                if n > 0 && self.shared.counters.dropped(n, "spool-unreadable") {
+                    tracing::error!(
+                        path = %path.display(),
+                        lost = n,
+                        "audit records of an unreadable spool segment dropped{}",
+                        if lost.is_err() { " (at least)" } else { "" }
+                    );
+                }
                 return true;
             }
         };
+        self.unreadable = None;
         let chunk_size = self
             .shared
             .config
