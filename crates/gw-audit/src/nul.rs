@@ -32,9 +32,14 @@ fn replaced(s: &str) -> Option<String> {
     has_nul(s).then(|| s.replace('\0', REPLACEMENT.encode_utf8(&mut [0; 4])))
 }
 
+/// `s` without NULs, borrowed when it has none.
+pub(crate) fn clean(s: &str) -> Cow<'_, str> {
+    replaced(s).map_or(Cow::Borrowed(s), Cow::Owned)
+}
+
 /// Whether `s` holds a NUL. The strings of a record are short, so eight bytes at a time
 /// with the zero-byte test beats `memchr`'s set-up.
-fn has_nul(s: &str) -> bool {
+pub(crate) fn has_nul(s: &str) -> bool {
     const LOW: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     let mut words = s.as_bytes().chunks_exact(8);
@@ -215,10 +220,16 @@ mod tests {
         r.request_body = Some(json!({"b": ["\0"]}));
         r.error_message = Some(Cow::Owned("m\0".into()));
         r.decisions[0].reason = Some(Cow::Owned("why\0".into()));
+        r.request_headers =
+            serde_json::from_value(json!({"x-a": "v\0", "x-b": ["w", "\0\0"], "ok": "1"})).unwrap();
         r.scrub_nul();
         let text = serde_json::to_string(&r).unwrap();
         assert!(!text.contains("\\u0000"), "{text}");
         assert_eq!(r.user_id.as_deref(), Some("u\u{fffd}"));
         assert_eq!(r.query_params, json!({"q\u{fffd}": "\u{fffd}"}));
+        assert_eq!(
+            serde_json::to_value(&r.request_headers).unwrap(),
+            json!({"x-a": "v\u{fffd}", "x-b": ["w", "\u{fffd}\u{fffd}"], "ok": "1"})
+        );
     }
 }

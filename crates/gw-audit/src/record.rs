@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::nul;
+
 /// Everything the audit layer keeps about one request. Response bodies are never kept;
 /// secrets are redacted before a record is built.
 ///
@@ -252,11 +254,10 @@ impl HeaderFields {
 
     /// Replaces NULs in names and values (only a deserialized snapshot can hold one).
     pub(crate) fn scrub_nul(&mut self) {
-        if self.text.contains('\0') {
+        if nul::has_nul(&self.text) {
             let mut clean = Self::default();
             for (name, value) in self.iter() {
-                let value = value.replace('\0', "\u{fffd}");
-                clean.push(&name.replace('\0', "\u{fffd}"), &value);
+                clean.push(&nul::clean(name), &nul::clean(value));
             }
             *self = clean;
         }

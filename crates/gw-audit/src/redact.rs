@@ -11,7 +11,7 @@ use serde_json::map::Entry;
 use serde_json::{Map, Value};
 
 use crate::record::HeaderFields;
-use crate::size;
+use crate::{nul, size};
 
 mod names;
 
@@ -215,7 +215,9 @@ fn percent_decode(s: &str) -> String {
                 (Some(h), Some(l)) => {
                     match h << 4 | l {
                         // PostgreSQL cannot store a NUL: `%00` is kept as U+FFFD.
-                        0 => out.extend_from_slice("\u{fffd}".as_bytes()),
+                        0 => out.extend_from_slice(
+                            nul::REPLACEMENT.encode_utf8(&mut [0; 4]).as_bytes(),
+                        ),
                         b => out.push(b),
                     }
                     i += 2;
