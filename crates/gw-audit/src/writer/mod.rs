@@ -13,6 +13,7 @@ use crate::record::AuditRecord;
 use crate::sink::AuditSink;
 
 mod config;
+mod isolate;
 mod queue;
 pub(crate) mod spool;
 mod worker;

@@ -1,21 +1,21 @@
 //! The background worker: batches, retries, spool replay, drain on shutdown.
 
-use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures_util::future::join_all;
-use gw_core::{BackendError, BackendErrorKind};
-use tokio::time::{Instant, MissedTickBehavior, sleep, timeout_at};
+use gw_core::BackendError;
+use tokio::time::{Instant, MissedTickBehavior, sleep};
 
 use super::spool::{count_lines, read_segment};
 use super::{Item, Shared, ShutdownReport};
 use crate::record::AuditRecord;
 use crate::sink::AuditSink;
 
-struct Worker {
-    shared: Arc<Shared>,
-    sink: Box<dyn AuditSink>,
+/// The worker's state; writing one batch is in [`super::isolate`].
+pub(super) struct Worker {
+    pub(super) shared: Arc<Shared>,
+    pub(super) sink: Box<dyn AuditSink>,
     healthy: bool,
     last_failure: Instant,
     /// Emptied batch buffers, reused so a batch costs no large allocation.
@@ -140,18 +140,6 @@ impl Worker {
         self.last_failure = Instant::now();
     }
 
-    async fn write_once(
-        &self,
-        batch: &[AuditRecord],
-        deadline: Option<Instant>,
-    ) -> Result<(), BackendError> {
-        let limit = Instant::now() + self.shared.config.write_timeout;
-        let at = deadline.map_or(limit, |d| d.min(limit));
-        timeout_at(at, self.sink.write(batch))
-            .await
-            .unwrap_or_else(|_| Err(BackendError::timeout("audit-sink", "write timed out")))
-    }
-
     /// Writes `batches` concurrently, each with retries (only one try while the sink is
     /// unhealthy, none between probes); what cannot be written goes to the spool.
     async fn write_or_spool(&mut self, batches: &[Vec<AuditRecord>], deadline: Option<Instant>) {
@@ -190,90 +178,6 @@ impl Worker {
                     }
                 }
             }
-        }
-    }
-
-    /// Writes `batch` with retries. When the sink refuses its data (an `invalid` error,
-    /// see [`AuditSink`]), writes it in halves to find the records it refuses, drops and
-    /// counts only those, and writes the rest. Stops at the first other failure and
-    /// returns the parts not written, in order.
-    async fn write_isolating(
-        &self,
-        batch: &[AuditRecord],
-        attempts: u32,
-        deadline: Option<Instant>,
-    ) -> Written {
-        let mut done = Written {
-            written: 0,
-            refused: 0,
-            failed: None,
-        };
-        // Parts still to write, the next one last.
-        let mut todo: Vec<Range<usize>> = Vec::with_capacity(8);
-        todo.push(0..batch.len());
-        while let Some(range) = todo.pop() {
-            let part = &batch[range.clone()];
-            match self.write_with_retries(part, attempts, deadline).await {
-                Ok(()) => done.written += part.len(),
-                Err(e) if refused(&e) => match part {
-                    [record] => {
-                        self.drop_refused(record, &e);
-                        done.refused += 1;
-                    }
-                    _ => {
-                        let mid = range.start + part.len() / 2;
-                        todo.push(mid..range.end);
-                        todo.push(range.start..mid);
-                    }
-                },
-                Err(e) => {
-                    let rest: Vec<Range<usize>> = std::iter::once(range)
-                        .chain(todo.into_iter().rev())
-                        .collect();
-                    done.failed = Some((e, rest));
-                    break;
-                }
-            }
-        }
-        done
-    }
-
-    /// Counts and logs (by id, rate-limited) one record the sink refused.
-    fn drop_refused(&self, record: &AuditRecord, e: &BackendError) {
-        if self.shared.counters.dropped(1, "sink-refused") {
-            tracing::error!(
-                id = %record.id,
-                correlation_id = %record.correlation_id,
-                total = self.shared.counters.dropped.load(Ordering::Relaxed),
-                "audit sink refused a record, dropped: {e}"
-            );
-        }
-    }
-
-    async fn write_with_retries(
-        &self,
-        batch: &[AuditRecord],
-        attempts: u32,
-        deadline: Option<Instant>,
-    ) -> Result<(), BackendError> {
-        let config = &self.shared.config;
-        let mut delay = config.retry_base;
-        let mut attempt = 0;
-        loop {
-            let e = match self.write_once(batch, deadline).await {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
-            };
-            if refused(&e)
-                || attempt == attempts
-                || deadline.is_some_and(|d| Instant::now() + delay >= d)
-            {
-                return Err(e);
-            }
-            attempt += 1;
-            self.shared.counters.retried(batch.len());
-            sleep(delay).await;
-            delay = (delay * 2).min(config.retry_max);
         }
     }
 
@@ -414,19 +318,6 @@ impl Worker {
             totals: end,
         }
     }
-}
-
-/// Whether the sink refused the batch's data (it would refuse it again as it is).
-fn refused(e: &BackendError) -> bool {
-    e.kind == BackendErrorKind::Invalid
-}
-
-/// What became of one batch in [`Worker::write_isolating`].
-struct Written {
-    written: usize,
-    refused: usize,
-    /// A failure the sink may recover from, and the parts of the batch not written.
-    failed: Option<(BackendError, Vec<Range<usize>>)>,
 }
 
 fn rewrite<'a>(
