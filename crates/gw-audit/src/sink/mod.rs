@@ -1,4 +1,10 @@
 //! Where audit records go: the [`AuditSink`] trait and its implementations.
+//!
+//! What the writer does with a sink's error: a batch refused for its data (an `invalid`
+//! error) is written in halves until the refused records are found; only those are
+//! dropped and counted (`dropped{reason="sink-refused"}`, logged by record id), and the
+//! rest is written. Any other error (unavailable, timed out) is retried, then the batch
+//! is spooled and replayed once the sink is healthy again.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,13 +31,11 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// id: the writer retries a failed batch, and replays spooled batches that may already
 /// have been written once.
 ///
-/// The error's kind tells the writer what to do. An `invalid` error
-/// ([`BackendError::invalid`]) means the sink refused the batch's data and would refuse
+/// The error's kind says whether trying again can help: an `invalid` error
+/// ([`BackendError::invalid`]) means the sink refuses the batch's data and would refuse
 /// it again as it is (PostgreSQL: a data exception, a constraint violation, an index row
-/// too large): the writer then writes the batch in halves to find the records refused,
-/// drops and counts only those (`dropped{reason="sink-refused"}`, logged by record id),
-/// and writes the rest. Any other error (unavailable, timed out) is retried, then the
-/// batch is spooled and replayed once the sink is healthy again.
+/// too large); any other kind (unavailable, timed out) is a failure that may pass. See
+/// the [module docs](self) for what the writer does with each.
 pub trait AuditSink: Send + Sync + 'static {
     /// Writes `batch`.
     fn write<'a>(&'a self, batch: &'a [AuditRecord]) -> BoxFuture<'a, Result<(), BackendError>>;

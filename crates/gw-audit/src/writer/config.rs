@@ -22,7 +22,7 @@ pub enum OverflowPolicy {
     Reject,
 }
 
-/// Settings of an [`AuditWriter`].
+/// Settings of an [`AuditWriter`](crate::AuditWriter).
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
     pub(crate) capacity: usize,
@@ -77,12 +77,9 @@ impl WriterConfig {
         self
     }
 
-    /// Maximum memory the records waiting in memory may hold, estimated per record
-    /// when it is queued (default 64 MiB); past it the queue counts as full, as past
-    /// [`capacity`](Self::capacity). A record is much larger in memory than on the wire:
-    /// an 8 KiB JSON body of small objects is about half a MiB once parsed, so the count
-    /// alone would not bound memory. A record larger than the whole budget is still
-    /// queued when the queue is empty.
+    /// Maximum estimated memory of the records waiting in memory (default 64 MiB); past
+    /// it the queue counts as full, as past [`capacity`](Self::capacity). A record larger
+    /// than the whole budget is still queued when the queue is empty.
     pub const fn capacity_bytes(mut self, bytes: usize) -> Self {
         self.capacity_bytes = if bytes == 0 { 1 } else { bytes };
         self

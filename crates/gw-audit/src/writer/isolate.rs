@@ -24,7 +24,7 @@ impl Worker {
     }
 
     /// Writes `batch` with retries. When the sink refuses its data (an `invalid` error,
-    /// see [`AuditSink`]), writes it in halves to find the records it refuses, drops and
+    /// see [`AuditSink`](crate::AuditSink)), writes it in halves to find the records it refuses, drops and
     /// counts only those, and writes the rest. Stops at the first other failure and
     /// returns the parts not written, in order.
     pub(super) async fn write_isolating(

@@ -1,5 +1,10 @@
 //! The [`AuditWriter`]: a bounded queue in front of a background worker that writes
-//! batches to an [`AuditSink`](crate::AuditSink), retries, and spools to disk.
+//! batches to an [`AuditSink`], retries, and spools to disk.
+//!
+//! The queue is bounded by records and by estimated bytes
+//! ([`WriterConfig::capacity_bytes`], estimated once per record when it is queued): a
+//! record is far larger in memory than on the wire (an 8 KiB JSON body of small objects
+//! is about half a MiB once parsed), so the count alone would not bound memory.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
