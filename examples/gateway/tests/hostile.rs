@@ -368,6 +368,29 @@ fn path_cases(fx: &Fixture) -> Vec<Case> {
         )
         .h("authorization", &dev)
         .expect(401, "missing-headers"),
+        // HEAD runs the GET handler upstream: it needs the GET route's permission.
+        case(
+            "export by a viewer (reports:read only)",
+            "GET",
+            "/api/v1/reports/9/export",
+        )
+        .h("authorization", fx.bearer("viewer"))
+        .expect(403, "permission-denied"),
+        case(
+            "HEAD on a GET-only export route",
+            "HEAD",
+            "/api/v1/reports/9/export",
+        )
+        .h("authorization", fx.bearer("viewer"))
+        .expect_status(403),
+        // PostgreSQL refuses U+0000 in audit text: stored as U+FFFD, answered as usual.
+        case(
+            "encoded NUL in the query",
+            "GET",
+            "/api/v1/agents?q=%00&%00=x",
+        )
+        .h("authorization", &dev)
+        .expect_status(200),
         case(
             "absolute-form target to another host",
             "GET",
