@@ -102,8 +102,11 @@ where
                     let outcome = ready!(Pin::new(fut).poll(cx));
                     let (mut inner, req, pending) = *rest.take().expect(POLLED_AFTER_DONE);
                     match pending.resolve(outcome, &req) {
-                        Next::Call(ticket) => {
+                        Next::Call(mut ticket) => {
                             let fut = inner.call(req);
+                            if let Some(t) = &mut ticket {
+                                t.handed_on();
+                            }
                             this.state.set(State::Calling { fut, ticket });
                         }
                         Next::Respond(res) => {

@@ -54,8 +54,9 @@
 //!   as is otherwise (no store call). So a caller whose request the upstream refuses
 //!   (401, 403, 404) is not charged to the agent it named. Settling happens before the response is handed on, not at
 //!   the end of the body; a body that fails while streaming is still charged. A request
-//!   dropped before the handler answered (even while the reserve is in flight) releases
-//!   its reservation in the background.
+//!   dropped after it was handed to the handler (client gone, timeout) is charged its
+//!   reservation: the upstream may still do the work. Only a request dropped before the
+//!   handler was called (while the reserve is in flight) releases it, in the background.
 //! - Responses carry `X-Budget-Alert-Level` (`none`, `warning`, `high`, `critical`),
 //!   `X-Platform-Utilization`, `X-Agent-Utilization` (and `X-Customer-Utilization`).
 //! - Each (scope, period, threshold) fires one [`BudgetAlert`] to the [`AlertSink`]s,
@@ -72,8 +73,9 @@
 //! The agent id a [`PathParam`] or [`HeaderAgentId`] finds is whatever the caller sent:
 //! it is not bound to the caller. Any caller can name another tenant's agent, and the
 //! request is charged to that agent's budget from the reservation until the response
-//! (error responses are then released, successful ones charged), so concurrent or slow
-//! requests can hold that budget, fire its alerts and run the [`AgentPauser`]. Bind the
+//! (error responses are then released, successful ones charged; one whose caller hangs
+//! up after the handoff stays charged), so concurrent, slow or abandoned requests can
+//! hold or spend that budget, fire its alerts and run the [`AgentPauser`]. Bind the
 //! id before this layer: an ownership check (authorization of the agent for the
 //! `Principal`) in an outer layer, or [`ClaimAgentId`] when the token names the agent.
 //!
@@ -86,7 +88,8 @@
 //! estimate per timed-out request, counted in `gw_budget_fail_open_total`. Settling it
 //! exactly would take a marker per reservation in the store, written on every request,
 //! for this rare case; the store does not do that. A reserve that has not answered when
-//! the request is dropped is different: its reservation, if made, is released.
+//! the request is dropped is different: the handler was never called, so its
+//! reservation, if made, is released.
 //!
 //! Reserved spend counts as spent: alerts fire and utilization is reported when the
 //! reservation is made. A cost reported by the upstream above the estimate is charged in

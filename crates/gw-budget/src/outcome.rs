@@ -80,7 +80,7 @@ impl Pending {
                     spent,
                     thresholds: self.thresholds,
                     now: self.now,
-                    armed: true,
+                    release_on_drop: true,
                 }))
             }
             Ok(ReserveOutcome::Rejected {
@@ -168,12 +168,20 @@ pub(crate) struct Ticket {
     spent: Vec<u64>,
     thresholds: Thresholds,
     now: i64,
-    armed: bool,
+    /// Until the inner service has been called, a dropped request releases its
+    /// reservation; afterwards the request may have run and the reservation is the charge.
+    release_on_drop: bool,
 }
 
 impl Ticket {
     pub(crate) fn store(&self) -> &dyn crate::backend::SpendStore {
         &*self.cfg.store
+    }
+
+    /// Records that the request went to the inner service: from now on a dropped request
+    /// (client gone, timeout) is charged its reservation, as the upstream may do the work.
+    pub(crate) fn handed_on(&mut self) {
+        self.release_on_drop = false;
     }
 
     fn settle_request(&self, actual: u64) -> SettleRequest {
@@ -190,7 +198,7 @@ impl Ticket {
     /// reservation: a release (actual cost 0) after an inner error or an error status
     /// (4xx, 5xx) not listed as charged, the cost model's actual cost otherwise.
     pub(crate) fn after<B, E>(&mut self, out: &Result<Response<B>, E>) -> Option<SettleRequest> {
-        self.armed = false;
+        self.release_on_drop = false;
         let actual = match out {
             Err(_) => 0,
             Ok(res) if !self.cfg.is_charged(res.status()) => 0,
@@ -231,10 +239,11 @@ impl Ticket {
 }
 
 impl Drop for Ticket {
-    /// A request dropped before the handler answered (client gone) releases its
-    /// reservation in the background.
+    /// A ticket dropped before the inner service was called (its `call` panicked)
+    /// releases the reservation. Once the request was handed on, a dropped request keeps
+    /// the reservation as its charge: the upstream may still do the work.
     fn drop(&mut self) {
-        if self.armed {
+        if self.release_on_drop {
             let release = self.settle_request(0);
             if self.cfg.store.settle_sync(&release).is_none() {
                 crate::inflight::detach(self.cfg.store.settle(release));

@@ -92,7 +92,13 @@ where
                 let reserve = pending.reserve_request();
                 if let Some(outcome) = self.cfg.store.reserve_sync(&reserve) {
                     return match pending.resolve(outcome, &req) {
-                        Next::Call(ticket) => ResponseFuture::calling(inner.call(req), ticket),
+                        Next::Call(mut ticket) => {
+                            let fut = inner.call(req);
+                            if let Some(t) = &mut ticket {
+                                t.handed_on();
+                            }
+                            ResponseFuture::calling(fut, ticket)
+                        }
                         Next::Respond(res) => ResponseFuture::ready(res),
                     };
                 }

@@ -60,8 +60,8 @@ async fn releases_on_upstream_failure() {
 }
 
 #[tokio::test]
-async fn dropped_request_releases() {
-    scenarios::dropped_request_releases(&mem()).await;
+async fn request_dropped_after_the_handoff_stays_charged() {
+    scenarios::request_dropped_after_the_handoff_stays_charged(&mem()).await;
 }
 
 #[tokio::test]
@@ -176,6 +176,47 @@ async fn request_dropped_during_the_reserve_releases_it_when_the_store_answers()
     }
     assert_eq!(store.spent(&key).await.unwrap(), 0);
     assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+/// An inner service whose `call` panics: the request never reaches an upstream.
+#[derive(Debug, Clone)]
+struct PanicsInCall;
+
+impl tower::Service<http::Request<Body>> for PanicsInCall {
+    type Response = http::Response<Body>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<Body>) -> Self::Future {
+        panic!("the inner service broke before handing the request on")
+    }
+}
+
+#[tokio::test]
+async fn request_dropped_before_the_handoff_releases() {
+    use tower::{Layer, Service};
+    let store = MemorySpendStore::new();
+    let mut svc = BudgetLayer::new(store.clone())
+        .clock(Arc::new(clock()))
+        .agent_id(agents())
+        .layer(PanicsInCall);
+    let key = ScopeKey::agent(
+        "p1",
+        Period::containing(PeriodKind::Day, NOW as i64, UtcOffset::UTC),
+    );
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        svc.call(req("/api/v1/agents/p1/run"))
+    }));
+    assert!(r.is_err(), "the inner call panicked");
+    // Reserved, then released when the admission was dropped before the handoff.
+    assert_eq!(store.spent(&key).await.unwrap(), 0);
 }
 
 /// Counts store calls: each is one script (one round trip) on Redis.

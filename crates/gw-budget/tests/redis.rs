@@ -95,7 +95,10 @@ scenario!(periods_roll_over, flavor = "current_thread");
 scenario!(alert_levels_and_headers, flavor = "current_thread");
 scenario!(settles_to_upstream_cost, flavor = "current_thread");
 scenario!(releases_on_upstream_failure, flavor = "current_thread");
-scenario!(dropped_request_releases, flavor = "current_thread");
+scenario!(
+    request_dropped_after_the_handoff_stays_charged,
+    flavor = "current_thread"
+);
 scenario!(exceeded_problem, flavor = "current_thread");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
