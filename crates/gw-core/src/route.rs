@@ -20,10 +20,15 @@
 //! [`normalize_path`](crate::path::normalize_path). When several routes match, the most
 //! specific wins: the longest pattern, then the most literal segments, then exact over
 //! `/*`, then method-scoped over any-method; remaining ties go to the first inserted.
+//!
+//! [`RouteSet::overlaps`] lists the pairs of routes of two sets that some request matches
+//! both of, for configuration checks (an exemption that covers a protected route).
 
 use std::fmt;
 
 use http::Method;
+
+mod overlap;
 
 /// A pattern or method list that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -151,6 +151,9 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
     .map_err(|e| format!("audit writer: {e}"))?;
     let audit = AuditLayer::new(audit_writer.clone()).gateway_type(config.gateway_type);
 
+    // Service-auth routes first: the auth and RBAC bypasses below reuse service_only.
+    let (groups, exempt) = service_routes(config)?;
+
     // Authentication.
     let source: Arc<dyn KeySource> = match demo {
         Some(demo) => Arc::new(demo.keys.clone()),
@@ -224,16 +227,9 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
     };
     let mut service_auth = ServiceAuthLayer::with_shared_keys(keys)
         .default_mode(mode)
-        .mode_switch(switch);
-    for route in &config.service_auth.service_only {
-        service_auth = service_auth.service_only(route);
-    }
-    for route in &config.service_auth.log_only {
-        service_auth = service_auth.group(route, Mode::LogOnly);
-    }
-    for route in &config.service_auth.exempt {
-        service_auth = service_auth.exempt(route);
-    }
+        .mode_switch(switch)
+        .groups(groups)
+        .exempt_routes(exempt);
     if let Some(url) = redis {
         let nonces = RedisNonceCache::connect(url, &prefix("svc"))
             .await
@@ -360,6 +356,58 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
         jobs,
         backends,
     })
+}
+
+/// The service-auth route groups (service-only in `enforce`, then `log_only`) and the
+/// exempt routes, parsed without panicking.
+///
+/// The service-only routes skip JWT authentication and RBAC, so only the HMAC check guards
+/// them. An exempt route is never checked and wins over every group, so one that overlaps a
+/// service-only route is refused. A `log_only` group that overlaps one is a staged rollout
+/// and is warned about. `default_mode` only applies to paths outside every group, never to
+/// a service-only route.
+fn service_routes(config: &Config) -> Result<(RouteSet<Mode>, RouteSet), String> {
+    let sa = &config.service_auth;
+    let service_only = RouteSet::from_routes(&sa.service_only)
+        .map_err(|e| format!("service_auth.service_only: {e}"))?;
+    let log_only =
+        RouteSet::from_routes(&sa.log_only).map_err(|e| format!("service_auth.log_only: {e}"))?;
+    let exempt =
+        RouteSet::from_routes(&sa.exempt).map_err(|e| format!("service_auth.exempt: {e}"))?;
+    let clashes: Vec<String> = exempt
+        .overlaps(&service_only)
+        .map(|(e, s)| format!("exempt {e:?} overlaps service-only {s:?}"))
+        .collect();
+    if !clashes.is_empty() {
+        return Err(format!(
+            "service_auth.exempt: {}; an exempt route is never verified, so it would open \
+             the service-only route to unsigned requests from anyone (to open a service-only \
+             route, remove it from service_auth.service_only)",
+            clashes.join(", ")
+        ));
+    }
+    let staged: Vec<(&str, &str)> = log_only.overlaps(&service_only).collect();
+    if !staged.is_empty() {
+        tracing::warn!(
+            routes = ?staged,
+            "service_auth.log_only groups overlap service-only routes: where the log_only \
+             group is the more specific match, they accept unsigned requests from anyone, \
+             without JWT authentication or RBAC"
+        );
+    }
+    let mut groups = RouteSet::new();
+    for (routes, mode) in [
+        (&sa.service_only, Mode::Enforce),
+        (&sa.log_only, Mode::LogOnly),
+    ] {
+        for route in routes {
+            // Parsed above: cannot fail.
+            groups
+                .insert(route, mode)
+                .map_err(|e| format!("service_auth: {e}"))?;
+        }
+    }
+    Ok((groups, exempt))
 }
 
 /// The service-only routes skip JWT authentication and RBAC: below `enforce`, they take

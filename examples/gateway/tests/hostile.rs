@@ -827,3 +827,37 @@ async fn customer_gateway_operator_path_twins_need_a_token() {
     ];
     run(addr, &cases).await;
 }
+
+/// An exemption over a service-only route would open it to anyone (exempt wins over every
+/// svc-hmac group, and service-only routes skip JWT and RBAC): the gateway refuses it. A
+/// frontend exemption beside it leaves the service-only route closed to unsigned callers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exempt_route_cannot_open_a_service_only_route() {
+    let fx = Fixture::new();
+    let mut config = fx.config();
+    config.service_auth.exempt = vec!["/api/*".into()];
+    let err = build(&config, None).await.err().expect("started");
+    assert!(
+        err.contains("\"/api/*\" overlaps service-only \"/api/npu/*\""),
+        "{err}"
+    );
+
+    config.service_auth.exempt = vec!["/api/chats/*".into()];
+    let gw = build(&config, None).await.unwrap();
+    let addr = serve_on_loopback(&gw).await;
+    let cases = [
+        case(
+            "beside an exemption: unsigned, no token",
+            "GET",
+            "/api/npu/status",
+        )
+        .expect(401, "missing-headers"),
+        case(
+            "exempt frontend route still needs its JWT",
+            "GET",
+            "/api/chats/1",
+        )
+        .expect(401, "unauthorized"),
+    ];
+    run(addr, &cases).await;
+}

@@ -195,3 +195,60 @@ async fn the_demo_upstream_is_announced_as_a_warning() {
     assert_eq!(gw.unwrap().upstream, "http://127.0.0.1:9");
     assert!(!logs.contains(WARNING), "{logs}");
 }
+
+#[tokio::test]
+async fn an_exempt_route_over_a_service_only_route_refuses_to_start() {
+    // Exempt wins over every group in svc-hmac, and the service-only routes skip JWT and
+    // RBAC: an overlapping exemption would open them to anyone.
+    for exempt in [
+        "/api/*",
+        "/api/npu/status",
+        "/*",
+        "GET /api/{x}/status",
+        "/api/npu",
+    ] {
+        let mut config = Config::default();
+        config.service_auth.exempt = vec!["/docs/*".into(), exempt.into()];
+        let err = build(&config, None).await.err().expect(exempt);
+        assert!(err.starts_with("service_auth.exempt: "), "{err}");
+        assert!(err.contains(&format!("{exempt:?}")), "{exempt}: {err}");
+        assert!(err.contains("\"/api/npu/*\""), "{err}");
+        assert!(
+            err.contains("remove it from service_auth.service_only"),
+            "{err}"
+        );
+        assert!(!err.contains("/docs/*"), "{err}");
+    }
+    // Routes that share no request with /api/npu/* are fine, and the service-only route
+    // stays closed to an unsigned caller.
+    let mut config = Config::default();
+    config.service_auth.exempt = vec![
+        "/api/chats/*".into(),
+        "/api/npux/*".into(),
+        "GET /api/chatsx/{x}".into(),
+        "/api".into(),
+    ];
+    assert_eq!(anonymous_service_only_call(&config).await, 401);
+}
+
+#[tokio::test]
+async fn a_log_only_group_over_a_service_only_route_warns() {
+    const WARNING: &str = "log_only groups overlap service-only routes";
+    let mut config = Config::default();
+    config.service_auth.log_only = vec!["/api/npu/jobs".into()];
+    let (status, logs) = logged(anonymous_service_only_call(&config)).await;
+    // A staged rollout: the route really is open, so the start says so.
+    assert_eq!(status, 200);
+    assert!(warned(&logs, WARNING), "{logs}");
+    assert!(warned(&logs, "accept unsigned requests"), "{logs}");
+    assert!(warned(&logs, "/api/npu/jobs"), "{logs}");
+    assert!(warned(&logs, "/api/npu/*"), "{logs}");
+    // No overlap, no warning; a default_mode below enforce never reaches a service-only
+    // route (it applies outside every group), so it does not warn either.
+    let mut config = Config::default();
+    config.service_auth.log_only = vec!["/api/browser/*".into()];
+    config.service_auth.default_mode = "off".into();
+    let (status, logs) = logged(anonymous_service_only_call(&config)).await;
+    assert_eq!(status, 401);
+    assert!(!logs.contains(WARNING), "{logs}");
+}
