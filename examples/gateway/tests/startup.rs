@@ -252,3 +252,23 @@ async fn a_log_only_group_over_a_service_only_route_warns() {
     assert_eq!(status, 401);
     assert!(!logs.contains(WARNING), "{logs}");
 }
+
+#[tokio::test]
+async fn an_invalid_service_auth_route_is_an_error_not_a_panic() {
+    for (field, bad) in [
+        ("service_auth.exempt", "api/x"),
+        ("service_auth.log_only", "/api/*/x"),
+        ("service_auth.service_only", "/api/{a-b}"),
+    ] {
+        let mut config = Config::default();
+        match field {
+            "service_auth.exempt" => config.service_auth.exempt = vec![bad.into()],
+            "service_auth.log_only" => config.service_auth.log_only = vec![bad.into()],
+            _ => config.service_auth.service_only = vec![bad.into()],
+        }
+        let r = tokio::spawn(async move { build(&config, None).await.err() }).await;
+        let err = r.expect("panicked").expect(bad);
+        assert!(err.starts_with(&format!("{field}: ")), "{err}");
+        assert!(err.contains(bad), "{err}");
+    }
+}
