@@ -308,6 +308,12 @@ pub async fn build(config: &Config, demo: Option<&DemoAuth>) -> Result<Layers, S
             PathParam::new(["/api/v1/agents/{agent_id}/*"], "agent_id")
                 .map_err(|e| format!("budget agent route: {e}"))?,
         );
+    // Anonymous requests on the public paths are nobody's spend: charged to the platform
+    // budget, a flood of them would block every paying customer. The service-only routes
+    // stay charged (signed service calls are platform work).
+    let budget_skip = RouteSet::from_routes(&config.auth.public_paths)
+        .map_err(|e| format!("auth.public_paths: {e}"))?;
+    budget = budget.skip(budget_skip);
     if let Some(limit) = config.budget.customer_monthly_micro_usd {
         budget = budget.customer_limit(limit);
     }

@@ -861,3 +861,33 @@ async fn an_exempt_route_cannot_open_a_service_only_route() {
     ];
     run(addr, &cases).await;
 }
+
+/// Anonymous requests on the public paths are not charged: a flood of them cannot spend
+/// the platform budget that paying customers share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_public_requests_do_not_spend_the_platform_budget() {
+    let fx = Fixture::new();
+    let mut config = fx.config();
+    config.budget.platform_monthly_micro_usd = 3_000;
+    config.budget.cost_per_request_micro_usd = 1_000;
+    let gw = build(&config, None).await.unwrap();
+    let addr = serve_on_loopback(&gw).await;
+    let anonymous: Vec<Case> = (0..5)
+        .map(|_| case("anonymous public request", "GET", "/docs/x").expect_status(200))
+        .collect();
+    run(addr, &anonymous).await;
+    let dev = fx.bearer("dev");
+    let paying: Vec<Case> = (0..3)
+        .map(|_| {
+            case("paying customer after the flood", "GET", "/api/v1/agents")
+                .h("authorization", &dev)
+                .expect_status(200)
+        })
+        .collect();
+    run(addr, &paying).await;
+    // The platform budget still holds exactly: the fourth paid request is refused.
+    let over = case("over the platform budget", "GET", "/api/v1/agents")
+        .h("authorization", &dev)
+        .expect(402, "budget-exceeded");
+    run(addr, &[over]).await;
+}
