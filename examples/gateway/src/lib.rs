@@ -178,6 +178,8 @@ pub async fn build_with(
         .route("/openapi.json", get(ops::openapi))
         .route("/problems", get(ops::problems))
         .route("/problems/{slug}", get(ops::problem_page))
+        // Every operator route above: axum adds the `Allow` header.
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .with_state(ops)
         .fallback_service(protected);
 

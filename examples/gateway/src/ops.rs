@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Response};
 use gw_problem::{CATALOGUE, Problem, ProblemType};
@@ -79,9 +80,18 @@ pub async fn problems() -> Json<Value> {
     ))
 }
 
-/// `GET /problems/{slug}`: a human-readable page, so problem `type` URIs resolve.
-pub async fn problem_page(Path(slug): Path<String>) -> Response {
-    let Some(t) = ProblemType::by_slug(&slug) else {
+/// Any method but `GET` and `HEAD` on an operator endpoint: 405 `method-not-allowed`.
+pub async fn method_not_allowed() -> Response {
+    Problem::new(ProblemType::METHOD_NOT_ALLOWED)
+        .code("method-not-allowed")
+        .into_response()
+}
+
+/// `GET /problems/{slug}`: a human-readable page, so problem `type` URIs resolve. A slug
+/// that does not decode (`%ff`) names no type either: 404 like an unknown one.
+pub async fn problem_page(slug: Result<Path<String>, PathRejection>) -> Response {
+    let t = slug.ok().and_then(|Path(slug)| ProblemType::by_slug(&slug));
+    let Some(t) = t else {
         return Problem::new(ProblemType::NOT_FOUND)
             .code("unknown-problem-type")
             .into_response();

@@ -74,6 +74,56 @@ async fn operator_endpoints() {
     );
 }
 
+/// Bad input on an operator endpoint gets a problem with a stable code like everywhere
+/// else: a wrong method is 405 `method-not-allowed` with `Allow`, an undecodable problem
+/// slug is the 404 of an unknown problem type.
+#[tokio::test]
+async fn operator_endpoints_answer_bad_input_with_problems() {
+    let addr = boot(Config::default()).await;
+    let problem = |status: StatusCode, headers: &HeaderMap, body: &[u8], code: &str| {
+        assert_eq!(
+            headers["content-type"], "application/problem+json",
+            "{code}"
+        );
+        let p: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(p["code"], code);
+        assert_eq!(p["status"], status.as_u16());
+        assert_eq!(
+            p["correlation_id"],
+            headers["x-correlation-id"].to_str().unwrap()
+        );
+    };
+    for (method, path) in [
+        ("POST", "/health"),
+        ("DELETE", "/metrics"),
+        ("PUT", "/ready"),
+        ("PATCH", "/healthz"),
+        ("POST", "/problems/token-expired"),
+        ("DELETE", "/openapi.json"),
+        ("POST", "/.well-known/jwks.json"),
+    ] {
+        let (status, headers, body) =
+            send(request(method, addr, path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, 405, "{method} {path}");
+        assert_eq!(headers["allow"], "GET,HEAD", "{method} {path}");
+        problem(status, &headers, &body, "method-not-allowed");
+    }
+    // HEAD still runs the GET handler.
+    let (status, _, _) = send(
+        request("HEAD", addr, "/health")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    for slug in ["%ff", "%C3%28", "%ff%fe"] {
+        let path = format!("/problems/{slug}");
+        let (status, headers, body) = send(get(addr, &path).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, 404, "{path}");
+        problem(status, &headers, &body, "unknown-problem-type");
+    }
+}
+
 #[tokio::test]
 async fn proxies_to_the_demo_upstream_and_strips_forged_headers() {
     let addr = boot(Config::default()).await;
