@@ -13,10 +13,27 @@ const MASK: &str = "***";
 /// (`?password=pw`, `?sslpassword=pw`, `?pass=pw`), and the password of a libpq
 /// key/value string (`host=db password='p w'`).
 pub fn redact_url(url: &str) -> String {
-    match url.find("://") {
-        Some(i) => redact_url_form(&url[..i + 3], &url[i + 3..]),
+    match scheme_end(url) {
+        // `scheme://authority...`, or a scheme without an authority (`unix:/path?pass=`).
+        Some(i) => {
+            let i = if url[i..].starts_with("//") { i + 2 } else { i };
+            redact_url_form(&url[..i], &url[i..])
+        }
         None => redact_key_values(url),
     }
+}
+
+/// Where an RFC 3986 scheme (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) ":"`) that opens
+/// `s` ends, after its `:`; `None` for text that does not open with one (libpq
+/// `key=value` strings).
+fn scheme_end(s: &str) -> Option<usize> {
+    let colon = s.find(':')?;
+    let scheme = s[..colon].as_bytes();
+    (scheme.first()?.is_ascii_alphabetic()
+        && scheme
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
+    .then_some(colon + 1)
 }
 
 fn is_password_key(key: &str) -> bool {
@@ -238,6 +255,12 @@ mod tests {
                 "redis://:***@cache:6379",
             ),
             ("redis://us/er@cache", "redis://***@cache"),
+            // A scheme without `//` (redis-rs takes `unix:` and `redis+unix:` paths).
+            (
+                "unix:/run/redis.sock?db=1&pass=s3cret",
+                "unix:/run/redis.sock?db=1&pass=***",
+            ),
+            ("localhost:6379", "localhost:6379"),
             ("postgres://db/test?password=s3@cret", "postgres://***@cret"),
             (
                 "host=db user=gw password=s3cret dbname=test",
