@@ -28,7 +28,7 @@ pub fn redact_url(url: &str) -> String {
 /// `key=value` strings).
 fn scheme_end(s: &str) -> Option<usize> {
     let colon = s.find(':')?;
-    let scheme = s[..colon].as_bytes();
+    let scheme = &s.as_bytes()[..colon];
     (scheme.first()?.is_ascii_alphabetic()
         && scheme
             .iter()
